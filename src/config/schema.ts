@@ -1,0 +1,66 @@
+/**
+ * `ferry serve` options: the one schema behind flags (`--kebab-case`), environment variables
+ * (`FERRY_UPPER_SNAKE`) and the JSON config file (camelCase keys). SPEC §3 names are contract.
+ * Areas add their options in their own section below.
+ */
+import type { ConfigOf, Schema } from './schema-kit.ts';
+
+export const SERVE_OPTIONS = {
+  // --- server -----------------------------------------------------------------
+  root: { kind: 'path', default: './files', help: 'folder served (created if missing)', arg: 'DIR', group: 'Server' },
+  host: { kind: 'string', default: '127.0.0.1', help: 'listen address', arg: 'HOST', group: 'Server' },
+  port: { kind: 'int', default: 8080, min: 0, max: 65535, help: 'listen port (0 = any free port)', arg: 'PORT', group: 'Server' },
+  stateDir: { kind: 'path', default: './.ferry', help: 'persisted state (upload parts, caches, tasks)', arg: 'DIR', group: 'Server' },
+  config: { kind: 'path', default: undefined, help: 'JSON config file (same keys as the flags, camelCase)', arg: 'FILE', group: 'Server' },
+  logLevel: { kind: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', help: 'log level', arg: 'LEVEL', group: 'Server' },
+  shutdownGrace: { kind: 'duration', default: 30_000, defaultText: '30s', help: 'drain time for in-flight transfers on SIGTERM/SIGINT', arg: 'D', group: 'Server' },
+  headersTimeout: { kind: 'duration', default: 20_000, defaultText: '20s', min: 1, help: 'time a client has to send the request headers (slowloris guard)', arg: 'D', group: 'Server' },
+  keepAliveTimeout: { kind: 'duration', default: 5_000, defaultText: '5s', help: 'idle keep-alive connection timeout', arg: 'D', group: 'Server' },
+  trustProxy: { kind: 'bool', default: false, help: 'use X-Forwarded-* for the client address and for links', group: 'Server' },
+  metricsPublic: { kind: 'bool', default: false, help: 'serve /metrics to everyone (default: loopback and admin)', group: 'Server' },
+
+  // --- downloads --------------------------------------------------------------
+  dotfiles: { kind: 'enum', values: ['allow', 'deny'], default: 'deny', help: 'serve names starting with "."', arg: 'allow|deny', group: 'Downloads' },
+  followSymlinks: { kind: 'enum', values: ['inside', 'never'], default: 'inside', help: 'follow symlinks that resolve inside the root, or none', arg: 'inside|never', group: 'Downloads' },
+  maxRanges: { kind: 'int', default: 16, min: 1, max: 1000, help: 'most parts in one multipart/byteranges answer', arg: 'N', group: 'Downloads' },
+  sendTimeout: { kind: 'duration', default: 60_000, defaultText: '60s', min: 1, help: 'close a transfer that makes no progress this long', arg: 'D', group: 'Downloads' },
+  compress: { kind: 'enum', values: ['on', 'off'], default: 'on', help: 'on-the-fly compression of compressible types', arg: 'on|off', group: 'Downloads' },
+  readBufferSize: { kind: 'size', default: 262_144, defaultText: '256k', min: 16_384, help: 'bytes read from disk per chunk', arg: 'SIZE', group: 'Downloads' },
+
+  // --- access -----------------------------------------------------------------
+  anonymous: { kind: 'enum', values: ['read', 'none', 'auto'], default: 'auto', help: 'what a request without credentials may do (auto: read on loopback, none otherwise)', arg: 'read|none', group: 'Access' },
+  tokensFile: { kind: 'path', default: undefined, help: 'JSON [{name, role, sha256}] of static tokens', arg: 'FILE', group: 'Access' },
+  jwtSecret: { kind: 'string', default: undefined, help: 'HS256 secret for JWT bearer tokens', arg: 'S', group: 'Access' },
+  jwtPublicKey: { kind: 'path', default: undefined, help: 'PEM public key (RS256/EdDSA) for JWT bearer tokens', arg: 'FILE', group: 'Access' },
+  jwtJwksFile: { kind: 'path', default: undefined, help: 'JWKS file with the keys for JWT bearer tokens', arg: 'FILE', group: 'Access' },
+  jwtIssuer: { kind: 'string', default: undefined, help: 'required JWT "iss"', arg: 'ISS', group: 'Access' },
+  jwtAudience: { kind: 'string', default: undefined, help: 'required JWT "aud"', arg: 'AUD', group: 'Access' },
+  jwtRoleClaim: { kind: 'string', default: 'role', help: 'JWT claim that carries the role', arg: 'NAME', group: 'Access' },
+  jwtClockSkew: { kind: 'duration', default: 30_000, defaultText: '30s', help: 'tolerance for exp/nbf', arg: 'D', group: 'Access' },
+  linkKeys: { kind: 'list', default: undefined, help: 'HMAC keys for signed links, first one signs (default: random per start)', arg: 'K1,K2', group: 'Access' },
+
+  // --- traffic ----------------------------------------------------------------
+  limitRate: { kind: 'rate', default: undefined, help: 'bytes/s per transfer', arg: 'RATE', group: 'Traffic' },
+  limitRateAfter: { kind: 'size', default: 0, help: 'bytes sent before the per-transfer limit applies', arg: 'SIZE', group: 'Traffic' },
+  limitRateClient: { kind: 'rate', default: undefined, help: 'bytes/s per client, all its connections together', arg: 'RATE', group: 'Traffic' },
+  limitRateGlobal: { kind: 'rate', default: undefined, help: 'bytes/s for the whole server', arg: 'RATE', group: 'Traffic' },
+  limitBurst: { kind: 'size', default: undefined, help: 'token-bucket burst (default: one second of the rate)', arg: 'SIZE', group: 'Traffic' },
+  limitConnClient: { kind: 'int', default: undefined, min: 1, help: 'concurrent transfers per client', arg: 'N', group: 'Traffic' },
+  limitConnGlobal: { kind: 'int', default: undefined, min: 1, help: 'concurrent transfers for the whole server', arg: 'N', group: 'Traffic' },
+  limitReqClient: { kind: 'int', default: undefined, min: 1, help: 'requests per second per client (API, listings)', arg: 'N', group: 'Traffic' },
+  limitUploadRate: { kind: 'rate', default: undefined, help: 'bytes/s per upload request (ingest)', arg: 'RATE', group: 'Traffic' },
+  queueTimeout: { kind: 'duration', default: 10_000, defaultText: '10s', help: 'longest wait for a transfer slot before 429/503', arg: 'D', group: 'Traffic' },
+  queueSize: { kind: 'int', default: 1000, min: 0, help: 'most requests waiting for a transfer slot', arg: 'N', group: 'Traffic' },
+  roles: { kind: 'roles', default: undefined, fileOnly: true, help: 'per-role limits: {"read": {"limitRateClient": "2M"}, "admin": {...}}', group: 'Traffic' },
+
+  // --- uploads ----------------------------------------------------------------
+  maxUploadSize: { kind: 'size', default: undefined, help: 'largest upload', arg: 'SIZE', group: 'Uploads' },
+  uploadExpiry: { kind: 'duration', default: 86_400_000, defaultText: '24h', min: 1, help: 'unfinished uploads are removed after', arg: 'D', group: 'Uploads' },
+  onConflict: { kind: 'enum', values: ['rename', 'reject', 'overwrite'], default: 'rename', help: "what to do when an upload's target name exists", arg: 'rename|reject|overwrite', group: 'Uploads' },
+
+  // --- zip --------------------------------------------------------------------
+  zipMaxEntries: { kind: 'int', default: 1_000_000, min: 1, help: 'most entries in one archive', arg: 'N', group: 'Zip' },
+  zipMaxBytes: { kind: 'size', default: undefined, help: 'largest archive (sum of member sizes)', arg: 'SIZE', group: 'Zip' },
+} as const satisfies Schema;
+
+export type FerryConfig = ConfigOf<typeof SERVE_OPTIONS>;
