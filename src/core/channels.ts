@@ -18,6 +18,8 @@ export const CHANNEL_NAMES = {
   upload: 'ferry:uploads:event',
   /** Bytes received by an upload: { bytes }. */
   uploadBytes: 'ferry:uploads:bytes',
+  /** Upload requests receiving a body: { delta: 1 | -1 }. */
+  uploadActive: 'ferry:uploads:active',
   /** Auth failure: { reason }. */
   authFailure: 'ferry:auth:failure',
   /** Limiter events: LimitEvent. */
@@ -50,6 +52,7 @@ export const channels = {
   zipCrc: diagnosticsChannel.channel(CHANNEL_NAMES.zipCrc),
   upload: diagnosticsChannel.channel(CHANNEL_NAMES.upload),
   uploadBytes: diagnosticsChannel.channel(CHANNEL_NAMES.uploadBytes),
+  uploadActive: diagnosticsChannel.channel(CHANNEL_NAMES.uploadActive),
   authFailure: diagnosticsChannel.channel(CHANNEL_NAMES.authFailure),
   limit: diagnosticsChannel.channel(CHANNEL_NAMES.limit),
 } as const;

@@ -54,6 +54,18 @@ export const FERRY_ERRORS = {
   FERRY_ERR_LIMIT_CLIENT: { status: 429, title: 'Too many concurrent requests from this client' },
   FERRY_ERR_LIMIT_GLOBAL: { status: 503, title: 'Server busy' },
   FERRY_ERR_LIMIT_RATE: { status: 429, title: 'Too many requests' },
+  // --- client: ferry get / ferry put (src/download/) ---------------------------
+  // Statuses matter when the engine runs server-side (tasks): 502 = the remote answered badly.
+  FERRY_ERR_CLIENT_HTTP_STATUS: { status: 502, title: 'The remote server answered with a final error status' },
+  FERRY_ERR_CLIENT_RETRIES_EXHAUSTED: { status: 504, title: 'Gave up after repeated failures' },
+  FERRY_ERR_CLIENT_PROTOCOL: { status: 502, title: 'The remote server broke the HTTP protocol' },
+  FERRY_ERR_CLIENT_LOCAL_IO: { status: 507, title: 'Local file error' },
+  FERRY_ERR_CLIENT_ABORTED: { status: 499, title: 'Transfer aborted' },
+  FERRY_ERR_CLIENT_BAD_URL: { status: 400, title: 'Invalid URL' },
+  FERRY_ERR_DOWNLOAD_CHANGED: { status: 409, title: 'The file changed on the server during the download' },
+  FERRY_ERR_DOWNLOAD_CHECKSUM_MISMATCH: { status: 422, title: 'Downloaded file does not match the expected digest' },
+  FERRY_ERR_PUT_NOT_SUPPORTED: { status: 501, title: 'The server does not offer what this upload needs (tus 1.0)' },
+  FERRY_ERR_PUT_FILE_CHANGED: { status: 409, title: 'The local file changed during the upload' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type FerryErrorCode = keyof typeof FERRY_ERRORS;

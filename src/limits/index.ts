@@ -1,0 +1,1 @@
+export { createUnlimitedTransferControl, type TransferControl, type TransferSubject, type ReleasePermit } from './types.ts';

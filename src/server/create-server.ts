@@ -1,0 +1,165 @@
+/**
+ * Composition root: builds the Fastify app, wires storage, meta, observability and every
+ * capability's routes, and owns the lifecycle (listen, drain, close).
+ */
+import { mkdir } from 'node:fs/promises';
+import http from 'node:http';
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import type { FerryConfig } from '../config/index.ts';
+import { FerryError, toProblem } from '../core/index.ts';
+import { createLocalStorage, type Storage } from '../storage/index.ts';
+import { createEmbeddedMeta, type MetaStore } from '../meta/index.ts';
+import { createLogger, redactUrl, type Logger } from '../observability/logger.ts';
+import { createMetrics, type FerryMetrics } from '../observability/metrics.ts';
+import { createUnlimitedTransferControl, type TransferControl } from '../limits/index.ts';
+import { registerAccessHook } from './access-hook.ts';
+import { registerSystemRoutes } from './system-routes.ts';
+import { registerCapabilityRoutes } from './capability-routes.ts';
+
+export interface CreateServerOptions {
+  /** A logger to use instead of a new one on stdout (tests). */
+  logger?: Logger;
+}
+
+export interface FerryServer extends AsyncDisposable {
+  readonly app: FastifyInstance;
+  readonly config: FerryConfig;
+  readonly storage: Storage;
+  readonly meta: MetaStore;
+  readonly metrics: FerryMetrics;
+  readonly logger: Logger;
+  /** Starts listening; resolves to the base URL, e.g. `http://127.0.0.1:8080`. */
+  listen(): Promise<string>;
+  /** The base URL once listening. */
+  readonly url: string;
+  readonly draining: boolean;
+  /**
+   * Graceful stop: readiness goes false, no new connections, in-flight transfers get up to
+   * `graceMs` (default --shutdown-grace) to finish, then remaining connections are cut.
+   * Idempotent.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function createFerryServer(config: FerryConfig, options: CreateServerOptions = {}): Promise<FerryServer> {
+  await mkdir(config.root, { recursive: true });
+  await mkdir(config.stateDir, { recursive: true });
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const storage = await createLocalStorage({ root: config.root, dotfiles: config.dotfiles, followSymlinks: config.followSymlinks });
+  const meta = await createEmbeddedMeta(config.stateDir);
+  const metrics = createMetrics();
+  const transfer: TransferControl = createUnlimitedTransferControl();
+  let draining = false;
+
+  const app = Fastify({
+    // pino Logger is a FastifyBaseLogger; the cast keeps FastifyInstance at its default generics.
+    loggerInstance: logger as FastifyBaseLogger,
+    // One log line per finished transfer is written by the routes; no generic request lines.
+    logController: new LogController({ disableRequestLogging: true }),
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    trustProxy: config.trustProxy,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { maxParamLength: 8192 },
+    bodyLimit: 1024 * 1024,
+    // Our own http.Server so the timeouts that guard against slow clients are explicit:
+    // headersTimeout against slowloris; the socket idle timeout (= --send-timeout) closes a
+    // connection that makes no progress in either direction, never one that moves slowly;
+    // requestTimeout off, because a 50 GB upload body legitimately takes hours.
+    serverFactory: (handler) => {
+      const server = http.createServer({
+        headersTimeout: config.headersTimeout,
+        requestTimeout: 0,
+        keepAliveTimeout: config.keepAliveTimeout,
+        connectionsCheckingInterval: Math.min(1000, config.headersTimeout),
+      }, handler);
+      server.setTimeout(config.sendTimeout, (socket) => {
+        logger.info({ event: 'send-timeout', remoteAddress: socket.remoteAddress }, 'connection made no progress; closed');
+        socket.destroy();
+      });
+      return server;
+    },
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.httpRequests.inc({ route, method: request.method, status: String(reply.statusCode) });
+    metrics.httpDuration.observe({ route }, reply.elapsedTime / 1000);
+  });
+
+  app.setErrorHandler((error: FastifyError | FerryError | Error, request, reply) => {
+    if (reply.sent || reply.raw.headersSent) {
+      // The body had started: the only honest signal left is a cut connection.
+      request.log.warn({ err: error, url: redactUrl(request.url) }, 'error after the response started; connection destroyed');
+      reply.raw.destroy();
+      return;
+    }
+    let problemSource: unknown = error;
+    if (!(error instanceof FerryError)) {
+      const status = (error as FastifyError).statusCode;
+      if (status !== undefined && status >= 400 && status < 500) {
+        problemSource = new FerryError(status === 413 ? 'FERRY_ERR_UPLOAD_TOO_LARGE' : status === 404 ? 'FERRY_ERR_NOT_FOUND' : status === 405 ? 'FERRY_ERR_METHOD_NOT_ALLOWED' : 'FERRY_ERR_BAD_REQUEST', error.message);
+      } else {
+        request.log.error({ err: error, url: redactUrl(request.url) }, 'unhandled error');
+      }
+    } else if (error.statusCode >= 500) {
+      request.log.error({ err: error, url: redactUrl(request.url) }, error.message);
+    }
+    const problem = toProblem(problemSource, redactUrl(request.url.split('?')[0] ?? '/'));
+    reply.code(problem.status).headers(problem.headers).header('content-type', 'application/problem+json; charset=utf-8').header('x-content-type-options', 'nosniff');
+    return reply.send(JSON.stringify(problem.body));
+  });
+
+  app.setNotFoundHandler({}, (request, reply) => {
+    const problem = toProblem(new FerryError('FERRY_ERR_NOT_FOUND', `No route for ${request.method} ${redactUrl(request.url.split('?')[0] ?? '/')}`));
+    return reply.code(404).header('content-type', 'application/problem+json; charset=utf-8').send(JSON.stringify(problem.body));
+  });
+
+  registerAccessHook(app, config);
+  registerSystemRoutes(app, { storage, metrics, isDraining: () => draining });
+  await registerCapabilityRoutes(app, { config, storage, meta, logger, transfer });
+
+  let url = '';
+  let closing: Promise<void> | undefined;
+
+  const close = (graceMs = config.shutdownGrace): Promise<void> => {
+    closing ??= (async () => {
+      draining = true;
+      const server = app.server;
+      const timer = setTimeout(() => {
+        logger.warn({ graceMs }, 'shutdown grace elapsed; closing remaining connections');
+        server.closeAllConnections();
+      }, graceMs);
+      timer.unref();
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(timer);
+        metrics[Symbol.dispose]();
+        await meta.close();
+      }
+    })();
+    return closing;
+  };
+
+  return {
+    app, config, storage, meta, metrics, logger,
+    get url() { return url; },
+    get draining() { return draining; },
+    async listen() {
+      await app.listen({ host: config.host, port: config.port });
+      const addr = app.server.address();
+      if (addr === null || typeof addr === 'string') throw new Error('server has no TCP address');
+      const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+      url = `http://${host}:${addr.port}`;
+      return url;
+    },
+    close,
+    async [Symbol.asyncDispose]() { await close(0); },
+  };
+}

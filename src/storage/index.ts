@@ -1,0 +1,8 @@
+export type { Storage, FileStat, FileHandleReader, ByteRange, ListEntry, ListOptions, ListResult, OpenReadOptions, WalkEntry } from './types.ts';
+export { LocalStorage, type LocalStorageOptions } from './local/local-storage.ts';
+import { LocalStorage, type LocalStorageOptions } from './local/local-storage.ts';
+
+/** The embedded default backend. */
+export function createLocalStorage(options: LocalStorageOptions): Promise<LocalStorage> {
+  return LocalStorage.create(options);
+}

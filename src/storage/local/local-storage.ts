@@ -1,0 +1,298 @@
+/**
+ * Local-disk storage: the embedded default. Second half of the path jail (SPEC §2):
+ * hidden names are 404 unless `dotfiles: 'allow'`; a path whose real location (symlinks
+ * resolved) is outside the root is 404; with `followSymlinks: 'never'` any symlink is 404.
+ * Metadata is read from the same open handle the bytes come from.
+ */
+import { open, opendir, realpath, stat as fsStat, lstat, type FileHandle } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { FerryError, errnoCode } from '../../core/errors.ts';
+import type { SafePath } from '../../core/safe-path.ts';
+import type { ByteRange, FileHandleReader, FileStat, ListEntry, ListOptions, ListResult, OpenReadOptions, Storage, WalkEntry } from '../types.ts';
+
+export interface LocalStorageOptions {
+  /** Absolute or relative root folder; created by the caller. */
+  readonly root: string;
+  readonly dotfiles: 'allow' | 'deny';
+  readonly followSymlinks: 'inside' | 'never';
+}
+
+const DEFAULT_HIGH_WATER_MARK = 256 * 1024;
+
+function toFileStat(st: BigIntStats): FileStat {
+  return {
+    type: st.isDirectory() ? 'directory' : 'file',
+    size: Number(st.size),
+    mtimeMs: Number(st.mtimeNs / 1_000_000n),
+    mtimeNs: st.mtimeNs,
+    ino: st.ino,
+    dev: st.dev,
+    mode: Number(st.mode),
+  };
+}
+
+function notFound(): FerryError {
+  return new FerryError('FERRY_ERR_PATH_NOT_FOUND', 'No such file or folder');
+}
+
+/** Maps filesystem errors on a user-supplied path to 404 (never leak which part failed). */
+function mapFsError(err: unknown): unknown {
+  const code = errnoCode(err);
+  if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'EACCES' || code === 'ENAMETOOLONG' || code === 'EINVAL') return notFound();
+  return err;
+}
+
+class LocalFileReader implements FileHandleReader {
+  readonly #handle: FileHandle;
+  #stat: FileStat;
+  #closed = false;
+
+  constructor(handle: FileHandle, stat: FileStat) {
+    this.#handle = handle;
+    this.#stat = stat;
+  }
+
+  get stat(): FileStat { return this.#stat; }
+
+  openRead(range?: ByteRange, options: OpenReadOptions = {}): Readable {
+    const start = range?.start ?? 0;
+    const end = range?.end ?? this.#stat.size - 1;
+    const hwm = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
+    return createRangeStream(this.#handle, start, end, hwm, options.signal);
+  }
+
+  async restat(): Promise<FileStat> {
+    this.#stat = toFileStat(await this.#handle.stat({ bigint: true }));
+    return this.#stat;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#handle.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> { await this.close(); }
+}
+
+/**
+ * A pull-based positional reader over a shared FileHandle: reads [start, end] in chunks of
+ * `hwm` bytes, only when the consumer asks (backpressure), never closes the handle.
+ * Each chunk is a fresh buffer because the socket may hold it until written.
+ */
+function createRangeStream(handle: FileHandle, start: number, end: number, hwm: number, signal?: AbortSignal): Readable {
+  let position = start;
+  const stream = new Readable({
+    highWaterMark: hwm,
+    signal,
+    read(size) {
+      const remaining = end - position + 1;
+      if (remaining <= 0) { this.push(null); return; }
+      const want = Math.min(remaining, Math.max(size, hwm));
+      const buf = Buffer.allocUnsafe(want);
+      handle.read(buf, 0, want, position).then(({ bytesRead }) => {
+        if (stream.destroyed) return;
+        if (bytesRead === 0) {
+          // The file shrank under us: fail loudly rather than send a short body as complete.
+          this.destroy(new FerryError('FERRY_ERR_STORAGE_CHANGED', 'File shrank while it was being read'));
+          return;
+        }
+        position += bytesRead;
+        this.push(bytesRead === want ? buf : buf.subarray(0, bytesRead));
+        if (position > end) this.push(null);
+      }, (err: unknown) => { this.destroy(err as Error); });
+    },
+  });
+  return stream;
+}
+
+export class LocalStorage implements Storage {
+  readonly #root: string;
+  readonly #options: LocalStorageOptions;
+
+  private constructor(realRoot: string, options: LocalStorageOptions) {
+    this.#root = realRoot;
+    this.#options = options;
+  }
+
+  /** Resolves the root's real path once (no I/O in constructors). */
+  static async create(options: LocalStorageOptions): Promise<LocalStorage> {
+    const realRoot = await realpath(options.root);
+    return new LocalStorage(realRoot, { ...options });
+  }
+
+  get root(): string { return this.#root; }
+
+  localPath(p: SafePath): string {
+    return path.join(this.#root, ...p.segments);
+  }
+
+  /** Resolves a SafePath to a real path inside the root, applying the jail rules, or throws 404. */
+  async #resolve(p: SafePath): Promise<string> {
+    if (p.hidden && this.#options.dotfiles === 'deny') throw notFound();
+    const joined = path.join(this.#root, ...p.segments);
+    let real: string;
+    try {
+      real = await realpath(joined);
+    } catch (err) {
+      throw mapFsError(err);
+    }
+    if (real !== this.#root && !real.startsWith(this.#root + path.sep)) throw notFound();
+    if (this.#options.followSymlinks === 'never' && real !== joined) throw notFound();
+    // A symlink that lands on a hidden name inside the root is still hidden.
+    if (this.#options.dotfiles === 'deny' && real !== this.#root) {
+      const rel = real.slice(this.#root.length + 1);
+      if (rel.split(path.sep).some((s) => s.startsWith('.'))) throw notFound();
+    }
+    return real;
+  }
+
+  async stat(p: SafePath): Promise<FileStat> {
+    const real = await this.#resolve(p);
+    try {
+      return toFileStat(await fsStat(real, { bigint: true }));
+    } catch (err) {
+      throw mapFsError(err);
+    }
+  }
+
+  async open(p: SafePath): Promise<FileHandleReader> {
+    const real = await this.#resolve(p);
+    let handle: FileHandle;
+    try {
+      handle = await open(real, 'r');
+    } catch (err) {
+      if (errnoCode(err) === 'EISDIR') throw new FerryError('FERRY_ERR_PATH_IS_DIRECTORY', 'Path is a folder');
+      if (errnoCode(err) === 'EMFILE' || errnoCode(err) === 'ENFILE') throw new FerryError('FERRY_ERR_STORAGE_UNAVAILABLE', 'Too many open files', { cause: err, headers: { 'retry-after': '1' } });
+      throw mapFsError(err);
+    }
+    try {
+      const st = toFileStat(await handle.stat({ bigint: true }));
+      if (st.type === 'directory') throw new FerryError('FERRY_ERR_PATH_IS_DIRECTORY', 'Path is a folder');
+      return new LocalFileReader(handle, st);
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+  }
+
+  /**
+   * One page of a folder, sorted by name. Streams the directory with opendir and keeps only
+   * the `limit` smallest names above the cursor (a bounded max-heap), so memory is O(limit)
+   * whatever the folder's size, and paging stays correct while files come and go.
+   */
+  async list(dir: SafePath, options: ListOptions): Promise<ListResult> {
+    const real = await this.#resolve(dir);
+    let d;
+    try {
+      d = await opendir(real, { bufferSize: 256 });
+    } catch (err) {
+      if (errnoCode(err) === 'ENOTDIR') throw new FerryError('FERRY_ERR_PATH_NOT_DIRECTORY', 'Path is not a folder');
+      throw mapFsError(err);
+    }
+    const limit = options.limit;
+    const heap = new MaxNameHeap();
+    let more = false;
+    const after = options.after;
+    for await (const ent of d) {
+      options.signal?.throwIfAborted();
+      const name = ent.name;
+      if (this.#options.dotfiles === 'deny' && name.startsWith('.')) continue;
+      if (after !== undefined && !(name > after)) continue;
+      if (heap.size < limit + 1) heap.push(name);
+      else if (name < heap.peek()!) { heap.pop(); heap.push(name); }
+    }
+    let names = heap.drainSorted();
+    if (names.length > limit) { more = true; names = names.slice(0, limit); }
+    const entries: ListEntry[] = [];
+    for (const name of names) {
+      const child: SafePath = { segments: [...dir.segments, name], relative: dir.relative === '' ? name : `${dir.relative}/${name}`, hidden: dir.hidden || name.startsWith('.') };
+      try {
+        const st = await this.stat(child);
+        entries.push({ name, type: st.type, stat: st });
+      } catch {
+        // Vanished, a dangling link, or a link out of the root: not listed.
+      }
+    }
+    return { entries, more };
+  }
+
+  async *walk(dir: SafePath, options: { signal?: AbortSignal } = {}): AsyncGenerator<WalkEntry> {
+    const real = await this.#resolve(dir);
+    const top = toFileStat(await fsStat(real, { bigint: true }));
+    if (top.type !== 'directory') throw new FerryError('FERRY_ERR_PATH_NOT_DIRECTORY', 'Path is not a folder');
+    yield* this.#walkDir(dir, '', options.signal);
+  }
+
+  async *#walkDir(dir: SafePath, prefix: string, signal?: AbortSignal): AsyncGenerator<WalkEntry> {
+    let after: string | undefined;
+    for (;;) {
+      signal?.throwIfAborted();
+      const page = await this.list(dir, { limit: 1000, ...(after === undefined ? {} : { after }), ...(signal === undefined ? {} : { signal }) });
+      for (const e of page.entries) {
+        const rel = prefix === '' ? e.name : `${prefix}/${e.name}`;
+        if (e.type === 'directory') {
+          const child: SafePath = { segments: [...dir.segments, e.name], relative: dir.relative === '' ? e.name : `${dir.relative}/${e.name}`, hidden: dir.hidden || e.name.startsWith('.') };
+          const probe = await this.list(child, { limit: 1 });
+          yield { relative: rel, type: 'directory', stat: e.stat, empty: probe.entries.length === 0 };
+          yield* this.#walkDir(child, rel, signal);
+        } else {
+          yield { relative: rel, type: 'file', stat: e.stat };
+        }
+      }
+      if (!page.more) return;
+      after = page.entries.at(-1)?.name;
+      if (after === undefined) return;
+    }
+  }
+
+  async check(): Promise<void> {
+    try {
+      await lstat(this.#root);
+    } catch (err) {
+      throw new FerryError('FERRY_ERR_STORAGE_UNAVAILABLE', 'Storage root is not reachable', { cause: err });
+    }
+  }
+}
+
+/** A binary max-heap of strings (code-unit order). */
+class MaxNameHeap {
+  readonly #a: string[] = [];
+  get size(): number { return this.#a.length; }
+  peek(): string | undefined { return this.#a[0]; }
+  push(v: string): void {
+    const a = this.#a;
+    a.push(v);
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (a[p]! >= a[i]!) break;
+      [a[p], a[i]] = [a[i]!, a[p]!];
+      i = p;
+    }
+  }
+  pop(): string | undefined {
+    const a = this.#a;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length > 0 && last !== undefined) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1, r = l + 1;
+        let m = i;
+        if (l < a.length && a[l]! > a[m]!) m = l;
+        if (r < a.length && a[r]! > a[m]!) m = r;
+        if (m === i) break;
+        [a[m], a[i]] = [a[i]!, a[m]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+  drainSorted(): string[] {
+    return [...this.#a].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * The storage interface every backend implements (local disk now, S3 later). Paths are
+ * SafePath values (src/core/safe-path.ts): already validated and decoded; the backend
+ * enforces the other half of the jail (symlinks, dotfiles, the root).
+ */
+import type { Readable } from 'node:stream';
+import type { SafePath } from '../core/safe-path.ts';
+
+export interface FileStat {
+  readonly type: 'file' | 'directory';
+  readonly size: number;
+  /** Modification time, milliseconds (integer part of mtimeNs / 1e6). */
+  readonly mtimeMs: number;
+  /** Modification time in nanoseconds (for validators that must change on every write). */
+  readonly mtimeNs: bigint;
+  /** Identity of the underlying object (inode on local disk, 0n where the backend has none). */
+  readonly ino: bigint;
+  readonly dev: bigint;
+  /** Unix mode bits (permissions and type), 0 where the backend has none. */
+  readonly mode: number;
+}
+
+export interface ByteRange {
+  /** First byte, inclusive. */
+  readonly start: number;
+  /** Last byte, inclusive (RFC 9110 style). */
+  readonly end: number;
+}
+
+export interface OpenReadOptions {
+  readonly signal?: AbortSignal;
+  /** Bytes per chunk. */
+  readonly highWaterMark?: number;
+}
+
+/**
+ * An open file: `stat` comes from the same handle the bytes are read from, so a file replaced
+ * between stat and read cannot mix two versions. Several ranges may be read from one handle.
+ * `close()` is idempotent; streams created by `openRead` do not close the handle.
+ */
+export interface FileHandleReader extends AsyncDisposable {
+  readonly stat: FileStat;
+  /** Streams `range` (whole file when omitted). Destroying the stream releases its buffers. */
+  openRead(range?: ByteRange, options?: OpenReadOptions): Readable;
+  /** Re-reads the metadata from the open handle (e.g. to detect a file that changed mid-stream). */
+  restat(): Promise<FileStat>;
+  close(): Promise<void>;
+}
+
+export interface ListEntry {
+  readonly name: string;
+  readonly type: 'file' | 'directory';
+  readonly stat: FileStat;
+}
+
+export interface ListOptions {
+  /** Only names strictly greater than this (code-unit order), for cursor paging. */
+  readonly after?: string;
+  /** Most entries to return. */
+  readonly limit: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface ListResult {
+  /** Sorted by name (code-unit order). */
+  readonly entries: readonly ListEntry[];
+  /** True when more names follow the last entry. */
+  readonly more: boolean;
+}
+
+export interface WalkEntry {
+  /** Path relative to the walk's start, `/`-separated, no leading slash. */
+  readonly relative: string;
+  readonly type: 'file' | 'directory';
+  readonly stat: FileStat;
+  /** True for a directory with no visible children (zip needs explicit entries for them). */
+  readonly empty?: boolean;
+}
+
+export interface Storage {
+  /** Metadata of a file or folder. Throws FERRY_ERR_PATH_NOT_FOUND when missing, hidden or outside the root. */
+  stat(path: SafePath): Promise<FileStat>;
+  /** Opens a file for reading (FERRY_ERR_PATH_IS_DIRECTORY for folders). */
+  open(path: SafePath): Promise<FileHandleReader>;
+  /** One sorted page of a folder's visible entries; memory bounded by `limit`, not by the folder size. */
+  list(dir: SafePath, options: ListOptions): Promise<ListResult>;
+  /**
+   * Every visible file and folder below `dir`, depth first, names sorted at each level
+   * (deterministic order). Symlinks follow the jail rules.
+   */
+  walk(dir: SafePath, options?: { signal?: AbortSignal }): AsyncIterable<WalkEntry>;
+  /** Readiness probe: the root is reachable. */
+  check(): Promise<void>;
+  /**
+   * Local path of a file for backends that have one (uploads publish by rename inside the
+   * same filesystem). Does not check existence. Undefined for remote backends.
+   */
+  localPath?(path: SafePath): string;
+}
