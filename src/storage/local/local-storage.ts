@@ -185,38 +185,62 @@ export class LocalStorage implements Storage {
    */
   async list(dir: SafePath, options: ListOptions): Promise<ListResult> {
     const real = await this.#resolve(dir);
+    const limit = options.limit;
+    const entries: ListEntry[] = [];
+    let cursor = options.after;
+    // Names that turn out not to be listable (vanished, dangling or out-of-root links) are
+    // skipped; another pass fills the page, so a page is short only at the end.
+    for (;;) {
+      const need = limit - entries.length;
+      const { names, links } = await this.#smallestNames(real, cursor, need + 1, options.signal);
+      for (let i = 0; i < names.length; i++) {
+        const name = names[i]!;
+        if (entries.length === limit) return { entries, more: true };
+        try {
+          let st: FileStat;
+          if (links.has(name)) {
+            // Only symlinks need the full jail check; plain entries of a jailed folder are inside.
+            const child: SafePath = { segments: [...dir.segments, name], relative: dir.relative === '' ? name : `${dir.relative}/${name}`, hidden: dir.hidden || name.startsWith('.') };
+            st = await this.stat(child);
+          } else {
+            st = toFileStat(await fsStat(path.join(real, name), { bigint: true }));
+          }
+          entries.push({ name, type: st.type, stat: st });
+        } catch {
+          // Vanished, dangling, or a link out of the root: not listed.
+        }
+      }
+      if (names.length < need + 1) return { entries, more: false };
+      if (entries.length === limit) return { entries, more: true };
+      cursor = names.at(-1);
+    }
+  }
+
+  /**
+   * The `count` smallest visible names above `after`, sorted. Streams the directory with
+   * opendir and keeps a bounded max-heap, so memory is O(count) whatever the folder's size.
+   */
+  async #smallestNames(real: string, after: string | undefined, count: number, signal?: AbortSignal): Promise<{ names: string[]; links: Set<string> }> {
     let d;
     try {
-      d = await opendir(real, { bufferSize: 256 });
+      d = await opendir(real, { bufferSize: 1024 });
     } catch (err) {
       if (errnoCode(err) === 'ENOTDIR') throw new FerryError('FERRY_ERR_PATH_NOT_DIRECTORY', 'Path is not a folder');
       throw mapFsError(err);
     }
-    const limit = options.limit;
     const heap = new MaxNameHeap();
-    let more = false;
-    const after = options.after;
+    const links = new Set<string>();
     for await (const ent of d) {
-      options.signal?.throwIfAborted();
+      signal?.throwIfAborted();
       const name = ent.name;
       if (this.#options.dotfiles === 'deny' && name.startsWith('.')) continue;
       if (after !== undefined && !(name > after)) continue;
-      if (heap.size < limit + 1) heap.push(name);
-      else if (name < heap.peek()!) { heap.pop(); heap.push(name); }
+      if (heap.size < count) heap.push(name);
+      else if (name < heap.peek()!) { links.delete(heap.pop()!); heap.push(name); }
+      else continue;
+      if (ent.isSymbolicLink()) links.add(name);
     }
-    let names = heap.drainSorted();
-    if (names.length > limit) { more = true; names = names.slice(0, limit); }
-    const entries: ListEntry[] = [];
-    for (const name of names) {
-      const child: SafePath = { segments: [...dir.segments, name], relative: dir.relative === '' ? name : `${dir.relative}/${name}`, hidden: dir.hidden || name.startsWith('.') };
-      try {
-        const st = await this.stat(child);
-        entries.push({ name, type: st.type, stat: st });
-      } catch {
-        // Vanished, a dangling link, or a link out of the root: not listed.
-      }
-    }
-    return { entries, more };
+    return { names: heap.drainSorted(), links };
   }
 
   async *walk(dir: SafePath, options: { signal?: AbortSignal } = {}): AsyncGenerator<WalkEntry> {
