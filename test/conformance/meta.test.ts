@@ -12,7 +12,8 @@ for (const backend of BACKENDS) {
   test(`${backend.name}: get/set/delete, JSON values, namespaces are separate`, async (t) => {
     const tmp = await makeTempDir();
     t.after(tmp.remove);
-    await using meta = await backend.open(tmp.dir);
+    const meta = await backend.open(tmp.dir);
+    t.after(() => meta.close());
     assert.equal(await meta.get('a', 'k'), undefined);
     await meta.set('a', 'k', { n: 1, s: '季度' });
     await meta.set('b', 'k', 2);
@@ -28,7 +29,8 @@ for (const backend of BACKENDS) {
   test(`${backend.name}: expiry and setIfAbsent`, async (t) => {
     const tmp = await makeTempDir();
     t.after(tmp.remove);
-    await using meta = await backend.open(tmp.dir);
+    const meta = await backend.open(tmp.dir);
+    t.after(() => meta.close());
     await meta.set('x', 'short', 1, { ttlMs: 30 });
     assert.equal(await meta.get('x', 'short'), 1);
     await new Promise((r) => setTimeout(r, 60)); // waiting for wall-clock expiry is the behaviour under test
@@ -41,7 +43,8 @@ for (const backend of BACKENDS) {
   test(`${backend.name}: list is ordered and pages with after`, async (t) => {
     const tmp = await makeTempDir();
     t.after(tmp.remove);
-    await using meta = await backend.open(tmp.dir);
+    const meta = await backend.open(tmp.dir);
+    t.after(() => meta.close());
     for (const k of ['c', 'a', 'e', 'b', 'd']) await meta.set('ns', k, k.toUpperCase());
     const first = await meta.list<string>('ns', { limit: 2 });
     assert.deepEqual(first.map((r) => r.key), ['a', 'b']);
@@ -56,7 +59,8 @@ for (const backend of BACKENDS) {
     await a.set('p', 'k', [1, 2, 3]);
     await a.close();
     await a.close(); // idempotent
-    await using b = await backend.open(tmp.dir);
+    const b = await backend.open(tmp.dir);
+    t.after(() => b.close());
     assert.deepEqual(await b.get('p', 'k'), [1, 2, 3]);
   });
 }
