@@ -1,11 +1,19 @@
 /**
- * Enforces each route's declared `config.access`. Until credentials exist every request is
- * anonymous with the `read` role; diagnostics and metrics answer loopback only.
- * (Issue 5 replaces the identity part with tokens, JWT and signed links.)
+ * Enforces each route's declared `config.access` (SPEC §2.3) with the identity from
+ * src/auth: signed links, Bearer static tokens and JWTs, or anonymous per --anonymous.
+ * 401 + WWW-Authenticate when credentials are missing or refused, 403 when the role is too
+ * low or a signed link does not verify. A route that declares no access is treated as
+ * admin-only (fail closed; the route-table sweep in test/integration/auth-matrix.test.ts
+ * fails for it). Requests to /api/* also pass the per-client request-rate limit.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { FerryError, roleAtLeast, type Identity } from '../core/index.ts';
-import type { FerryConfig } from '../config/index.ts';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { FerryError, channels, publish, type Access, type Identity } from '../core/index.ts';
+import { OptionError, toKebab, type FerryConfig } from '../config/index.ts';
+import {
+  authenticate, decideAccess, hasCredentials, loadAuthenticator, resolveAnonymousRole, AuthConfigError,
+  type AuthDenial, type Authenticator,
+} from '../auth/index.ts';
+import { createRequestLimiter } from '../limits/index.ts';
 
 export function isLoopbackAddress(address: string | undefined): boolean {
   if (address === undefined) return false;
@@ -17,23 +25,93 @@ export function peerAddress(request: FastifyRequest): string | undefined {
   return request.raw.socket.remoteAddress;
 }
 
+/**
+ * Whether a request is local (for /metrics, and /debug/* while no credentials exist): the TCP
+ * peer is loopback, and, with --trust-proxy, the request did not come through the proxy (a
+ * reverse proxy on the same host connects from loopback for every remote client; it adds
+ * X-Forwarded-For, which a client cannot remove).
+ */
+export function isLocalRequest(request: FastifyRequest, trustProxy: boolean): boolean {
+  if (!isLoopbackAddress(peerAddress(request))) return false;
+  return !(trustProxy && request.headers['x-forwarded-for'] !== undefined);
+}
+
+/** Routes whose GET/HEAD accept signed links. */
+const LINK_ROUTE = /^\/(?:files|zip)(?:\/|$)/;
+
+/** Aborts when the client goes away before the response ends (for waits in hooks). */
+function clientGone(reply: FastifyReply): { signal: AbortSignal; dispose: () => void } {
+  const ac = new AbortController();
+  const onClose = (): void => { if (!reply.raw.writableFinished) ac.abort(new DOMException('client went away', 'AbortError')); };
+  reply.raw.once('close', onClose);
+  return { signal: ac.signal, dispose: () => { reply.raw.off('close', onClose); } };
+}
+
+async function loadOrOptionError(config: FerryConfig): Promise<Authenticator> {
+  try {
+    return await loadAuthenticator(config, config);
+  } catch (err) {
+    if (err instanceof AuthConfigError) throw new OptionError(`invalid value for option --${toKebab(err.option)}: ${err.message}`);
+    throw err;
+  }
+}
+
 export function registerAccessHook(app: FastifyInstance, config: FerryConfig): void {
-  app.addHook('onRequest', async (request) => {
-    const identity: Identity = { kind: 'anonymous', name: request.ip, role: config.anonymous === 'none' ? undefined : 'read' };
+  const anonymousRole = resolveAnonymousRole(config.anonymous, config.host);
+  const credentialsConfigured = hasCredentials(config);
+  const requestLimiter = createRequestLimiter(config);
+  const requestLimitActive = config.limitReqClient !== undefined || Object.values(config.roles ?? {}).some((r) => r?.limitReqClient !== undefined);
+  let loading: Promise<Authenticator> | undefined;
+  const getAuthenticator = (): Promise<Authenticator> => (loading ??= loadOrOptionError(config));
+  const warnedRoutes = new Set<string>();
+
+  // Tokens file, JWT keys: read once at start-up; a bad file stops the server from listening.
+  app.addHook('onReady', async () => { await getAuthenticator(); });
+
+  const refuse = (request: FastifyRequest, denial: AuthDenial): never => {
+    publish(channels.authFailure, { reason: denial.reason });
+    request.log.debug({ event: 'access-denied', reason: denial.reason, code: denial.code, route: request.routeOptions.url }, 'access denied');
+    throw new FerryError(denial.code, denial.detail, { headers: { ...denial.headers } });
+  };
+
+  app.addHook('onRequest', async (request, reply) => {
+    const anonymous: Identity = { kind: 'anonymous', name: request.ip, role: anonymousRole };
+    let access: Access | undefined = request.routeOptions.config.access;
+    const routeUrl = request.routeOptions.url ?? '';
+    if (access === undefined) {
+      if (request.is404) { request.identity = anonymous; return; }
+      // Fail closed: a route that forgot to declare its access is admin-only.
+      if (!warnedRoutes.has(routeUrl)) {
+        warnedRoutes.add(routeUrl);
+        request.log.warn({ route: routeUrl }, 'route declares no config.access; treated as admin-only');
+      }
+      access = 'admin';
+    }
+    if (access === 'public') { request.identity = anonymous; return; }
+
+    const authenticator = await getAuthenticator();
+    const linkAllowed = (request.method === 'GET' || request.method === 'HEAD') && access === 'read' && LINK_ROUTE.test(routeUrl);
+    const result = await authenticate(authenticator, {
+      method: request.method,
+      url: request.url,
+      authorization: request.headers.authorization,
+      clientAddress: request.ip,
+      linkAllowed,
+      nowMs: Date.now(),
+    });
+    if (!result.ok) return refuse(request, result);
+    const identity = result.identity;
     request.identity = identity;
-    const access = request.routeOptions.config.access;
-    if (access === undefined || access === 'public') return;
-    const loopback = isLoopbackAddress(peerAddress(request));
-    if (access === 'metrics') {
-      if (config.metricsPublic || loopback || roleAtLeast(identity.role, 'admin')) return;
-      throw new FerryError('FERRY_ERR_FORBIDDEN_ORIGIN', 'Metrics are served to loopback and admins only');
-    }
-    if (access === 'loopback-or-admin') {
-      if (loopback) return;
-      throw new FerryError('FERRY_ERR_FORBIDDEN_ORIGIN', 'Diagnostics are served to loopback only');
-    }
-    if (!roleAtLeast(identity.role, access)) {
-      throw new FerryError('FERRY_ERR_AUTH_REQUIRED', 'Credentials required', { headers: { 'www-authenticate': 'Bearer realm="ferry"' } });
+    const decision = decideAccess(access, identity, { loopback: isLocalRequest(request, config.trustProxy), credentialsConfigured, metricsPublic: config.metricsPublic });
+    if (!decision.ok) return refuse(request, decision);
+
+    if (requestLimitActive && routeUrl.startsWith('/api/')) {
+      const gone = clientGone(reply);
+      try {
+        await requestLimiter.acquire({ identity, clientAddress: request.ip }, gone.signal);
+      } finally {
+        gone.dispose();
+      }
     }
   });
 }
