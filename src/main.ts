@@ -32,8 +32,14 @@ export async function runServe(argv: readonly string[]): Promise<number> {
     const url = await server.listen();
     server.logger.info({ url, root: config.root, stateDir: config.stateDir }, `Ferry serving ${config.root} on ${url}`);
   } catch (err) {
-    server.logger.fatal({ err }, 'could not start');
     await server.close(0);
+    // Options checked when the server becomes ready (tokens file, JWT keys) are still
+    // option errors: one line, exit code 2.
+    if (err instanceof OptionError) {
+      process.stderr.write(`ferry: ${err.message}\n`);
+      return 2;
+    }
+    server.logger.fatal({ err }, 'could not start');
     return 1;
   }
   return new Promise<number>((resolve) => {
