@@ -15,6 +15,8 @@ type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   serve: async () => (await import('./main.ts')).runServe,
+  get: async () => (await import('./cli/get.ts')).runGet,
+  put: async () => (await import('./cli/put.ts')).runPut,
 };
 
 async function main(argv: string[]): Promise<number> {
