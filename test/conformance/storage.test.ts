@@ -118,3 +118,16 @@ test('walk: depth first, sorted, empty folders flagged, deterministic', async (t
   for await (const e of storage.walk(p(''))) seen.push(`${e.type === 'directory' ? 'd' : 'f'}:${e.relative}${e.empty === true ? ' (empty)' : ''}`);
   assert.deepEqual(seen, ['d:docs', 'd:docs/empty (empty)', 'f:docs/季度报告 2026.pdf', 'f:hello.txt', 'f:link-in']);
 });
+
+test('walk: a symlink back to an ancestor folder is not followed (no endless archive)', async (t) => {
+  const { root } = await fixture(t);
+  // Without the guard this walk never ends: docs/loop → docs → docs/loop → …
+  await symlink(path.join(root, 'docs'), path.join(root, 'docs', 'loop'));
+  const storage = await createLocalStorage({ root, dotfiles: 'deny', followSymlinks: 'inside' });
+  const seen: string[] = [];
+  for await (const e of storage.walk(p('docs'))) {
+    seen.push(e.relative);
+    assert.ok(seen.length < 100, 'walk did not terminate');
+  }
+  assert.deepEqual(seen, ['empty', '季度报告 2026.pdf']);
+});

@@ -194,21 +194,8 @@ export class LocalStorage implements Storage {
       const need = limit - entries.length;
       const { names, links } = await this.#smallestNames(real, cursor, need + 1, options.signal);
       for (let i = 0; i < names.length; i++) {
-        const name = names[i]!;
         if (entries.length === limit) return { entries, more: true };
-        try {
-          let st: FileStat;
-          if (links.has(name)) {
-            // Only symlinks need the full jail check; plain entries of a jailed folder are inside.
-            const child: SafePath = { segments: [...dir.segments, name], relative: dir.relative === '' ? name : `${dir.relative}/${name}`, hidden: dir.hidden || name.startsWith('.') };
-            st = await this.stat(child);
-          } else {
-            st = toFileStat(await fsStat(path.join(real, name), { bigint: true }));
-          }
-          entries.push({ name, type: st.type, stat: st });
-        } catch {
-          // Vanished, dangling, or a link out of the root: not listed.
-        }
+        entries.push(...await this.#statNames(dir, real, [names[i]!], links));
       }
       if (names.length < need + 1) return { entries, more: false };
       if (entries.length === limit) return { entries, more: true };
@@ -247,29 +234,62 @@ export class LocalStorage implements Storage {
     const real = await this.#resolve(dir);
     const top = toFileStat(await fsStat(real, { bigint: true }));
     if (top.type !== 'directory') throw new FerryError('FERRY_ERR_PATH_NOT_DIRECTORY', 'Path is not a folder');
-    yield* this.#walkDir(dir, '', options.signal);
+    const children = await this.#readAll(dir, options.signal);
+    yield* this.#walkDir(dir, '', children, new Set([`${top.dev}:${top.ino}`]), options.signal);
   }
 
-  async *#walkDir(dir: SafePath, prefix: string, signal?: AbortSignal): AsyncGenerator<WalkEntry> {
-    let after: string | undefined;
-    for (;;) {
+  /**
+   * Depth first, names sorted at each level. Each folder is read once (the caller, a zip
+   * plan, holds every entry anyway). `ancestors` holds the (dev, ino) of the folders on the
+   * current path: a symlink that leads back into one of them is a cycle and is not followed.
+   */
+  async *#walkDir(dir: SafePath, prefix: string, entries: readonly ListEntry[], ancestors: Set<string>, signal?: AbortSignal): AsyncGenerator<WalkEntry> {
+    for (const e of entries) {
       signal?.throwIfAborted();
-      const page = await this.list(dir, { limit: 1000, ...(after === undefined ? {} : { after }), ...(signal === undefined ? {} : { signal }) });
-      for (const e of page.entries) {
-        const rel = prefix === '' ? e.name : `${prefix}/${e.name}`;
-        if (e.type === 'directory') {
-          const child: SafePath = { segments: [...dir.segments, e.name], relative: dir.relative === '' ? e.name : `${dir.relative}/${e.name}`, hidden: dir.hidden || e.name.startsWith('.') };
-          const probe = await this.list(child, { limit: 1 });
-          yield { relative: rel, type: 'directory', stat: e.stat, empty: probe.entries.length === 0 };
-          yield* this.#walkDir(child, rel, signal);
-        } else {
-          yield { relative: rel, type: 'file', stat: e.stat };
-        }
+      const rel = prefix === '' ? e.name : `${prefix}/${e.name}`;
+      if (e.type !== 'directory') {
+        yield { relative: rel, type: 'file', stat: e.stat };
+        continue;
       }
-      if (!page.more) return;
-      after = page.entries.at(-1)?.name;
-      if (after === undefined) return;
+      const id = `${e.stat.dev}:${e.stat.ino}`;
+      if (ancestors.has(id)) continue;
+      const child: SafePath = { segments: [...dir.segments, e.name], relative: dir.relative === '' ? e.name : `${dir.relative}/${e.name}`, hidden: dir.hidden || e.name.startsWith('.') };
+      const grandchildren = await this.#readAll(child, signal);
+      yield { relative: rel, type: 'directory', stat: e.stat, empty: grandchildren.length === 0 };
+      ancestors.add(id);
+      try {
+        yield* this.#walkDir(child, rel, grandchildren, ancestors, signal);
+      } finally {
+        ancestors.delete(id);
+      }
     }
+  }
+
+  /** Every visible entry of one folder, sorted, jail applied to symlinks. */
+  async #readAll(dir: SafePath, signal?: AbortSignal): Promise<ListEntry[]> {
+    const real = await this.#resolve(dir);
+    const { names, links } = await this.#smallestNames(real, undefined, Number.POSITIVE_INFINITY, signal);
+    return this.#statNames(dir, real, names, links);
+  }
+
+  async #statNames(dir: SafePath, real: string, names: readonly string[], links: ReadonlySet<string>): Promise<ListEntry[]> {
+    const entries: ListEntry[] = [];
+    for (const name of names) {
+      try {
+        let st: FileStat;
+        if (links.has(name)) {
+          // Only symlinks need the full jail check; plain entries of a jailed folder are inside.
+          const child: SafePath = { segments: [...dir.segments, name], relative: dir.relative === '' ? name : `${dir.relative}/${name}`, hidden: dir.hidden || name.startsWith('.') };
+          st = await this.stat(child);
+        } else {
+          st = toFileStat(await fsStat(path.join(real, name), { bigint: true }));
+        }
+        entries.push({ name, type: st.type, stat: st });
+      } catch {
+        // Vanished, dangling, or a link out of the root: not listed.
+      }
+    }
+    return entries;
   }
 
   async check(): Promise<void> {
