@@ -85,12 +85,12 @@ test('list: sorted, hidden names omitted, paged with after, links out of the roo
   await assert.rejects(storage.list(p('hello.txt'), { limit: 1 }), (err: unknown) => err instanceof FerryError && err.statusCode === 404);
 });
 
-test('list pages through 100,000 names exactly once each, in order', async (t) => {
+test('list pages through 20,000 names exactly once each, in order (the 100,000-file case runs over HTTP in list-large)', async (t) => {
   const tmp = await makeTempDir();
   t.after(tmp.remove);
   const dir = path.join(tmp.dir, 'big');
   await mkdir(dir);
-  const N = 100_000;
+  const N = 20_000;
   // touch(1) creates 100k files in about a second; 100k fs.writeFile calls take ten.
   execFileSync('bash', ['-c', `cd "$1" && seq -f 'f%06g' 0 ${N - 1} | xargs touch`, '_', dir]);
   const storage = await createLocalStorage({ root: tmp.dir, dotfiles: 'deny', followSymlinks: 'inside' });
@@ -98,7 +98,7 @@ test('list pages through 100,000 names exactly once each, in order', async (t) =
   let count = 0;
   let prev = '';
   for (;;) {
-    const page = await storage.list(p('big'), { limit: 10000, ...(after === undefined ? {} : { after }) });
+    const page = await storage.list(p('big'), { limit: 3000, ...(after === undefined ? {} : { after }) });
     for (const e of page.entries) {
       assert.ok(e.name > prev);
       prev = e.name;
