@@ -57,10 +57,14 @@ export const SERVE_OPTIONS = {
   maxUploadSize: { kind: 'size', default: undefined, help: 'largest upload', arg: 'SIZE', group: 'Uploads' },
   uploadExpiry: { kind: 'duration', default: 86_400_000, defaultText: '24h', min: 1, help: 'unfinished uploads are removed after', arg: 'D', group: 'Uploads' },
   onConflict: { kind: 'enum', values: ['rename', 'reject', 'overwrite'], default: 'rename', help: "what to do when an upload's target name exists", arg: 'rename|reject|overwrite', group: 'Uploads' },
+  uploadLockWait: { kind: 'duration', default: 5_000, defaultText: '5s', min: 0, help: 'how long a request waits for the writer of the same upload to let go before 423', arg: 'D', group: 'Uploads' },
+  uploadCheckpoint: { kind: 'size', default: 67_108_864, defaultText: '64M', min: 65_536, help: 'inside one long upload request, make the bytes received so far durable (fsync + offset) every SIZE', arg: 'SIZE', group: 'Uploads' },
 
   // --- zip --------------------------------------------------------------------
   zipMaxEntries: { kind: 'int', default: 1_000_000, min: 1, help: 'most entries in one archive', arg: 'N', group: 'Zip' },
   zipMaxBytes: { kind: 'size', default: undefined, help: 'largest archive (sum of member sizes)', arg: 'SIZE', group: 'Zip' },
+  zipVerifyCrc: { kind: 'enum', values: ['first', 'always', 'never'], default: 'first', help: 'check a cached CRC-32 against the bytes when a zip streams the file whole: the first time it is used, every time, or never (docs/zip.md)', arg: 'first|always|never', group: 'Zip' },
+  zipCrcPrefetch: { kind: 'size', default: 67_108_864, defaultText: '64M', help: 'not-yet-checksummed bytes a new zip may read before its first byte to avoid data descriptors (docs/zip.md)', arg: 'SIZE', group: 'Zip' },
 } as const satisfies Schema;
 
 export type FerryConfig = ConfigOf<typeof SERVE_OPTIONS>;

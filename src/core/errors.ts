@@ -45,6 +45,11 @@ export const FERRY_ERRORS = {
   FERRY_ERR_UPLOAD_CONFLICT: { status: 409, title: 'Target file exists' },
   FERRY_ERR_UPLOAD_DIGEST_MISMATCH: { status: 400, title: 'Content digest mismatch' },
   FERRY_ERR_UPLOAD_INCOMPLETE: { status: 400, title: 'Request body ended before its declared length' },
+  FERRY_ERR_UPLOAD_HEADER_INVALID: { status: 400, title: 'Invalid tus request header' },
+  FERRY_ERR_UPLOAD_CONCAT_INVALID: { status: 400, title: 'Invalid Upload-Concat' },
+  FERRY_ERR_UPLOAD_FINAL_PATCH: { status: 403, title: 'A final (concatenated) upload cannot be patched' },
+  FERRY_ERR_UPLOAD_FILE_DIGEST_MISMATCH: { status: 460, title: 'The uploaded file does not match its sha256 metadata' },
+  FERRY_ERR_UPLOAD_ENCODING_UNSUPPORTED: { status: 415, title: 'Content-Encoding is not supported for uploads' },
   // --- access -----------------------------------------------------------------
   FERRY_ERR_AUTH_REQUIRED: { status: 401, title: 'Authentication required' },
   FERRY_ERR_AUTH_INVALID: { status: 401, title: 'Invalid credentials' },

@@ -8,6 +8,9 @@ import type { Storage } from '../storage/index.ts';
 import type { MetaStore } from '../meta/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { TransferControl } from '../limits/index.ts';
+import { registerServeRoutes } from '../serve/index.ts';
+import { registerLinksRoutes, registerZipRoutes } from '../serve/index.ts';
+import { registerUploadRoutes } from '../uploads/index.ts';
 
 export interface CapabilityDeps {
   config: FerryConfig;
@@ -17,6 +20,9 @@ export interface CapabilityDeps {
   transfer: TransferControl;
 }
 
-export async function registerCapabilityRoutes(_app: FastifyInstance, _deps: CapabilityDeps): Promise<void> {
-  // Capabilities are added here as they land: files + listing (serve), zip, uploads, links.
+export async function registerCapabilityRoutes(app: FastifyInstance, deps: CapabilityDeps): Promise<void> {
+  await registerServeRoutes(app, deps);
+  registerZipRoutes(app, deps);
+  registerLinksRoutes(app, deps);
+  await registerUploadRoutes(app, deps);
 }

@@ -12,7 +12,7 @@ import { createLocalStorage, type Storage } from '../storage/index.ts';
 import { createEmbeddedMeta, type MetaStore } from '../meta/index.ts';
 import { createLogger, redactUrl, type Logger } from '../observability/logger.ts';
 import { createMetrics, type FerryMetrics } from '../observability/metrics.ts';
-import { createUnlimitedTransferControl, type TransferControl } from '../limits/index.ts';
+import { createTransferControl, type TransferControl } from '../limits/index.ts';
 import { registerAccessHook } from './access-hook.ts';
 import { registerSystemRoutes } from './system-routes.ts';
 import { registerCapabilityRoutes } from './capability-routes.ts';
@@ -49,7 +49,7 @@ export async function createFerryServer(config: FerryConfig, options: CreateServ
   const storage = await createLocalStorage({ root: config.root, dotfiles: config.dotfiles, followSymlinks: config.followSymlinks });
   const meta = await createEmbeddedMeta(config.stateDir);
   const metrics = createMetrics();
-  const transfer: TransferControl = createUnlimitedTransferControl();
+  const transfer: TransferControl = createTransferControl(config);
   let draining = false;
 
   const app = Fastify({

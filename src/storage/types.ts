@@ -42,6 +42,12 @@ export interface FileHandleReader extends AsyncDisposable {
   readonly stat: FileStat;
   /** Streams `range` (whole file when omitted). Destroying the stream releases its buffers. */
   openRead(range?: ByteRange, options?: OpenReadOptions): Readable;
+  /**
+   * Positional read into a caller-owned buffer (no allocation per chunk, so hot paths can
+   * reuse a buffer pool): resolves to the bytes read, 0 at end of file. Optional: remote
+   * backends may only stream.
+   */
+  readAt?(buffer: Uint8Array, position: number): Promise<number>;
   /** Re-reads the metadata from the open handle (e.g. to detect a file that changed mid-stream). */
   restat(): Promise<FileStat>;
   close(): Promise<void>;

@@ -63,6 +63,12 @@ class LocalFileReader implements FileHandleReader {
     return createRangeStream(this.#handle, start, end, hwm, options.signal);
   }
 
+  /** Positional read into the caller's buffer (no allocation): bytes read, 0 at end of file. */
+  async readAt(buffer: Uint8Array, position: number): Promise<number> {
+    const { bytesRead } = await this.#handle.read(buffer, 0, buffer.length, position);
+    return bytesRead;
+  }
+
   async restat(): Promise<FileStat> {
     this.#stat = toFileStat(await this.#handle.stat({ bigint: true }));
     return this.#stat;

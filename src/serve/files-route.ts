@@ -1,0 +1,316 @@
+/**
+ * `GET`/`HEAD /files/{path}` (SPEC §2.1): resolve → decide (src/http, pure) → stream.
+ *
+ * The path of one download: jail (parseSafePath + storage) → open (stat and bytes from one
+ * handle) → select the representation (identity, sidecar, on-the-fly coding) → preconditions
+ * in RFC 9110 §13.2.2 order → If-Range → range plan → digests when asked → admit (limits) →
+ * headers → paced body with backpressure. On every exit: handles closed, the permit released
+ * once, one log line, one transfer-finished event.
+ */
+import type { OutgoingHttpHeaders } from 'node:http';
+import { pipeline, type Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import mime from 'mime-types';
+import {
+  evaluatePreconditions, evaluateIfRange, planRanges, planMultipartByteranges, formatContentRange,
+  formatContentDisposition, formatHttpDate, formatDigestField, wantsSha256,
+  type ContentCoding, type RangePlan, type Validators,
+} from '../http/index.ts';
+import { FerryError, channels, publish, parseSafePath, type TransferFinishedEvent } from '../core/index.ts';
+import type { FileHandleReader } from '../storage/index.ts';
+import type { TransferSubject } from '../limits/index.ts';
+import { splitRawTarget, hasQueryParam } from './raw-path.ts';
+import { selectRepresentation, createCompressor, type Representation } from './representation.ts';
+import { fileSha256, hashStream } from './file-digest.ts';
+import { pumpParts, pumpReadable, partsToReadable, type BodyPart } from './pump.ts';
+import { socketProgress, type ProgressWatchdog } from './progress-watchdog.ts';
+import type { ServeDeps } from './types.ts';
+
+export const FILES_ROUTE = '/files/*';
+
+/** Chunk size of bodies that go through streams (pacing, on-the-fly compression). */
+const STREAM_CHUNK_BYTES = 64 * 1024;
+
+/** Types served with `Content-Security-Policy: sandbox`: a stored HTML/SVG file must not run script on Ferry's origin. */
+const ACTIVE_CONTENT = /^(text\/html|application\/xhtml\+xml|image\/svg\+xml|text\/xml|application\/xml)\b/;
+
+/** Content-Type by extension, memoised (mime-types' lookup is measurable per request). */
+const contentTypes = new Map<string, string>();
+function contentTypeOf(name: string): string {
+  const dot = name.lastIndexOf('.');
+  const ext = dot <= 0 ? '' : name.slice(dot + 1).toLowerCase();
+  let type = contentTypes.get(ext);
+  if (type === undefined) {
+    type = (ext === '' ? false : mime.contentType(ext)) || 'application/octet-stream';
+    if (contentTypes.size < 1000) contentTypes.set(ext, type);
+  }
+  return type;
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+export function registerFilesRoutes(app: FastifyInstance, deps: ServeDeps, watchdog: ProgressWatchdog): void {
+  const handler = (request: FastifyRequest, reply: FastifyReply): Promise<void> => serveFile(request, reply, deps, watchdog);
+  app.route({ method: ['GET', 'HEAD'], url: FILES_ROUTE, config: { access: 'read' }, exposeHeadRoute: false, handler });
+  app.route({ method: ['GET', 'HEAD'], url: '/files', config: { access: 'read' }, exposeHeadRoute: false, handler });
+  // RFC 9110 §15.5.6: a 405 "MUST generate an Allow header field". PUT is registered by uploads.
+  const notAllowed = async (request: FastifyRequest): Promise<never> => {
+    throw new FerryError('FERRY_ERR_METHOD_NOT_ALLOWED', `${request.method} is not allowed on /files/`, { headers: { allow: 'GET, HEAD, PUT' } });
+  };
+  app.route({ method: ['POST', 'DELETE', 'PATCH'], url: FILES_ROUTE, config: { access: 'read' }, handler: notAllowed });
+}
+
+interface Outcome {
+  status: number;
+  bytes: number;
+  outcome: TransferFinishedEvent['outcome'];
+  rangeCount: number;
+  coding: string;
+}
+
+async function serveFile(request: FastifyRequest, reply: FastifyReply, deps: ServeDeps, watchdog: ProgressWatchdog): Promise<void> {
+  const startedAt = performance.now();
+  const method = request.method === 'HEAD' ? 'HEAD' : 'GET';
+  const target = splitRawTarget(request.raw.url, '/files');
+  const path = parseSafePath(target.encodedPath);
+  if (path.segments.length === 0) throw new FerryError('FERRY_ERR_PATH_IS_DIRECTORY', 'The root is a folder, not a file');
+  const res = reply.raw;
+  const h = request.headers;
+
+  // One signal for the whole exchange: the client going away aborts hashing, the queue wait
+  // and the body alike.
+  const ac = new AbortController();
+  const onClose = (): void => { if (!res.writableFinished) ac.abort(new FerryError('FERRY_ERR_CLIENT_ABORTED', 'client went away')); };
+  res.once('close', onClose);
+
+  const reader = await deps.storage.open(path);
+  let rep: Representation | undefined;
+  try {
+    const name = path.segments.at(-1)!;
+    const contentType = contentTypeOf(name);
+    const rangeHeader = single(h.range);
+    const wantRepr = wantsSha256(single(h['want-repr-digest']));
+    const wantContent = method === 'GET' && wantsSha256(single(h['want-content-digest']));
+
+    rep = await selectRepresentation({
+      storage: deps.storage, path, reader, contentType,
+      acceptEncoding: single(h['accept-encoding']),
+      hasRange: rangeHeader !== undefined,
+      compress: deps.config.compress === 'on',
+      digestWanted: wantRepr || wantContent,
+      nowMs: Date.now(),
+    });
+    const validators: Validators = { etag: rep.etag, lastModifiedMs: rep.lastModifiedMs };
+    const headers: OutgoingHttpHeaders = {
+      'x-request-id': request.id,
+      'accept-ranges': 'bytes',
+      'x-content-type-options': 'nosniff',
+      etag: rep.etag,
+      'last-modified': formatHttpDate(rep.lastModifiedMs),
+    };
+    if (rep.varies) headers.vary = 'Accept-Encoding';
+
+    // RFC 9110 §13.2.2 steps 1–4.
+    const pre = evaluatePreconditions(method, {
+      ifMatch: single(h['if-match']),
+      ifNoneMatch: single(h['if-none-match']),
+      ifModifiedSince: single(h['if-modified-since']),
+      ifUnmodifiedSince: single(h['if-unmodified-since']),
+    }, validators);
+    if (pre.kind === 'precondition-failed') {
+      throw new FerryError('FERRY_ERR_PRECONDITION_FAILED', `The ${pre.by} condition is false for the current representation`, { headers: { etag: rep.etag } });
+    }
+    if (pre.kind === 'not-modified') {
+      // §15.4.5: a 304 carries the ETag and Vary a 200 would have had, and no content.
+      const notModified: OutgoingHttpHeaders = { 'x-request-id': request.id, etag: rep.etag };
+      if (rep.varies) notModified.vary = 'Accept-Encoding';
+      reply.hijack();
+      res.writeHead(304, notModified);
+      res.end();
+      finish(request, startedAt, path.relative, method, { status: 304, bytes: 0, outcome: 'completed', rangeCount: 0, coding: rep.coding });
+      return;
+    }
+
+    // §13.2.2 step 5 and §14.2: only GET has range semantics; If-Range false → ignore Range.
+    let plan: RangePlan = { kind: 'full', reason: 'absent' };
+    if (method === 'GET' && rangeHeader !== undefined && rep.coding === 'identity' && evaluateIfRange(single(h['if-range']), validators)) {
+      plan = planRanges(rangeHeader, rep.length!, { maxRanges: deps.config.maxRanges });
+    }
+    if (plan.kind === 'unsatisfiable') {
+      throw new FerryError('FERRY_ERR_RANGE_NOT_SATISFIABLE', `No requested range is satisfiable for a representation of ${rep.length} bytes`, {
+        headers: { 'content-range': plan.contentRange, 'accept-ranges': 'bytes', etag: rep.etag },
+      });
+    }
+
+    const repReader = rep.reader;
+    const chunkBytes = deps.config.readBufferSize;
+    let status = 200;
+    let rangeCount = 0;
+    // The body as parts (framing bytes and file ranges), or a compressor for on-the-fly coding.
+    let parts: BodyPart[] | undefined;
+    let coding: ContentCoding | undefined;
+    if (plan.kind === 'partial' && plan.ranges.length === 1) {
+      const range = plan.ranges[0]!;
+      status = 206;
+      rangeCount = 1;
+      headers['content-type'] = contentType;
+      headers['content-range'] = formatContentRange(range, rep.length!);
+      headers['content-length'] = range.end - range.start + 1;
+      parts = [range];
+    } else if (plan.kind === 'partial') {
+      const mp = planMultipartByteranges(plan.ranges, rep.length!, contentType);
+      status = 206;
+      rangeCount = plan.ranges.length;
+      headers['content-type'] = mp.contentType;
+      headers['content-length'] = mp.contentLength;
+      parts = [];
+      for (const part of mp.parts) parts.push(Buffer.from(part.head, 'latin1'), part.range);
+      parts.push(Buffer.from(mp.tail, 'latin1'));
+    } else {
+      headers['content-type'] = contentType;
+      if (rep.coding !== 'identity') headers['content-encoding'] = rep.coding;
+      if (rep.onTheFly) {
+        coding = rep.coding;
+      } else {
+        headers['content-length'] = rep.length!;
+        parts = rep.length! > 0 ? [{ start: 0, end: rep.length! - 1 }] : [];
+      }
+    }
+    if (ACTIVE_CONTENT.test(contentType)) headers['content-security-policy'] = 'sandbox';
+    if (hasQueryParam(target.query, 'download')) headers['content-disposition'] = formatContentDisposition(name);
+
+    // RFC 9530: digests only when asked (hashing a big file is a full read the first time).
+    if (wantRepr || wantContent) {
+      let hashedBytes = 0;
+      const onHashed = (n: number): void => { hashedBytes += n; };
+      // Hashing a big file takes a while before the first header byte: that is progress too.
+      const keepAlive = watchdog.watch(request.raw.socket, () => hashedBytes);
+      try {
+        let reprHex: string | undefined;
+        if (wantRepr || (wantContent && status === 200)) {
+          reprHex = await fileSha256(deps.meta, rep.relativePath, repReader, ac.signal, deps.config.readBufferSize, onHashed);
+        }
+        if (wantRepr && reprHex !== undefined) headers['repr-digest'] = formatDigestField(reprHex);
+        if (wantContent) {
+          // Content-Digest covers the content actually sent: the whole file on 200, the part
+          // or the whole multipart body on 206.
+          const contentHex = status === 200 ? reprHex : await hashStream(partsToReadable(repReader, parts ?? [], chunkBytes, ac.signal), onHashed);
+          if (contentHex !== undefined) headers['content-digest'] = formatDigestField(contentHex);
+        }
+      } finally {
+        keepAlive[Symbol.dispose]();
+      }
+    }
+
+    if (method === 'HEAD') {
+      reply.hijack();
+      res.writeHead(status, headers);
+      res.end();
+      finish(request, startedAt, path.relative, method, { status, bytes: 0, outcome: 'completed', rangeCount, coding: rep.coding });
+      return;
+    }
+
+    // Limits: wait for a transfer slot before the first body byte (429/503 thrown from here
+    // still become problem+json, nothing has been written yet).
+    const subject: TransferSubject = { identity: request.identity, clientAddress: request.ip };
+    const release = await deps.transfer.admit(subject, ac.signal);
+    let released = false;
+    const releaseOnce = (): void => { if (!released) { released = true; release(); } };
+    try {
+      await sendBody({ request, reply, status, headers, reader: repReader, parts, coding, subject, deps, signal: ac.signal, watchdog, startedAt, relative: path.relative, rangeCount });
+    } finally {
+      releaseOnce();
+    }
+  } finally {
+    res.removeListener('close', onClose);
+    if (rep !== undefined && rep.reader !== reader) await rep.reader.close();
+    await reader.close();
+  }
+}
+
+interface SendBodyArgs {
+  readonly request: FastifyRequest;
+  readonly reply: FastifyReply;
+  readonly status: number;
+  readonly headers: OutgoingHttpHeaders;
+  readonly reader: FileHandleReader;
+  /** Identity body as parts; undefined when `coding` compresses the whole file on the fly. */
+  readonly parts: readonly BodyPart[] | undefined;
+  readonly coding: ContentCoding | undefined;
+  readonly subject: TransferSubject;
+  readonly deps: ServeDeps;
+  readonly signal: AbortSignal;
+  readonly watchdog: ProgressWatchdog;
+  readonly startedAt: number;
+  readonly relative: string;
+  readonly rangeCount: number;
+}
+
+async function sendBody(a: SendBodyArgs): Promise<void> {
+  const { request, reply, deps, signal, reader } = a;
+  const res = reply.raw;
+  const chunkBytes = deps.config.readBufferSize;
+  // Paced (rate-limited) and compressed bodies flow through streams: moderate chunks keep a
+  // slow paced client's buffers small (the direct path adapts its own chunk size).
+  const streamChunkBytes = Math.min(chunkBytes, STREAM_CHUNK_BYTES);
+  let bytes = 0;
+  const onBytes = (n: number): void => { bytes += n; };
+  let outcome: TransferFinishedEvent['outcome'] = 'completed';
+  // Build the body lazily: nothing is read before the pump pulls.
+  let source: Readable;
+  if (a.coding !== undefined) {
+    const compressor = createCompressor(a.coding);
+    // The compressor owns the file stream: destroying it (client gone) tears both down.
+    pipeline(reader.openRead(undefined, { highWaterMark: streamChunkBytes, signal }), compressor, () => {});
+    source = compressor;
+  } else {
+    source = partsToReadable(reader, a.parts ?? [], streamChunkBytes, signal);
+  }
+  const paced = deps.transfer.pace(a.subject, source, signal);
+  // Unpaced identity bodies take the direct path (pooled positional reads, adaptive chunks).
+  const direct = paced === source && a.coding === undefined;
+  if (direct) source.destroy();
+  reply.hijack();
+  publish(channels.transferStarted, { route: FILES_ROUTE });
+  const socket = request.raw.socket;
+  const progress = a.watchdog.watch(socket, () => socketProgress(socket));
+  try {
+    signal.throwIfAborted();
+    res.writeHead(a.status, a.headers);
+    if (direct) await pumpParts(reader, a.parts ?? [], res, { maxChunkBytes: chunkBytes, signal, onBytes });
+    else await pumpReadable(paced, res, signal, onBytes);
+  } catch (err) {
+    paced.destroy();
+    source.destroy();
+    if (signal.aborted || res.destroyed || isPrematureClose(err)) {
+      outcome = 'aborted';
+    } else {
+      outcome = 'failed';
+      request.log.warn({ err, path: a.relative }, 'download failed after the response started; connection closed');
+    }
+    // After the header went out, a cut connection is the only honest error signal.
+    if (!res.destroyed) res.destroy();
+  } finally {
+    progress[Symbol.dispose]();
+    finish(request, a.startedAt, a.relative, 'GET', { status: a.status, bytes, outcome, rangeCount: a.rangeCount, coding: a.coding ?? (a.headers['content-encoding'] as string | undefined) ?? 'identity' }, true);
+  }
+}
+
+function isPrematureClose(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED';
+}
+
+/** One log line per finished /files response; transfer events only for bodies. */
+function finish(request: FastifyRequest, startedAt: number, relative: string, method: string, o: Outcome, transfer = false): void {
+  const durationMs = Math.round((performance.now() - startedAt) * 1000) / 1000;
+  if (transfer) {
+    publish<TransferFinishedEvent>(channels.transferFinished, { route: FILES_ROUTE, status: o.status, bytes: o.bytes, durationMs, outcome: o.outcome, rangeCount: o.rangeCount });
+  }
+  request.log.info({
+    event: 'transfer', method, path: relative, status: o.status, bytes: o.bytes, durationMs,
+    outcome: o.outcome, ranges: o.rangeCount, encoding: o.coding,
+  }, o.outcome === 'completed' ? 'transfer finished' : `transfer ${o.outcome}`);
+}
