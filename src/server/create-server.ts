@@ -5,7 +5,7 @@
 import { mkdir } from 'node:fs/promises';
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { FerryConfig } from '../config/index.ts';
 import { FerryError, toProblem } from '../core/index.ts';
 import { createLocalStorage, type Storage } from '../storage/index.ts';
@@ -63,6 +63,14 @@ export async function createFerryServer(config: FerryConfig, options: CreateServ
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 8192 },
+    // A URL the router cannot decode (a malformed percent-escape) is a bad path: problem+json
+    // like every other error, not Fastify's own JSON.
+    frameworkErrors: (error, _request, reply) => {
+      const invalid = new FerryError(error.code === 'FST_ERR_BAD_URL' ? 'FERRY_ERR_PATH_INVALID' : 'FERRY_ERR_BAD_REQUEST', error.code === 'FST_ERR_BAD_URL' ? 'malformed percent-encoding in URL' : 'bad request');
+      const problem = toProblem(invalid);
+      // The framework types this reply with the route's generics; it is a plain reply here.
+      void (reply as FastifyReply).code(problem.status).header('content-type', 'application/problem+json; charset=utf-8').send(JSON.stringify(problem.body));
+    },
     bodyLimit: 1024 * 1024,
     // Our own http.Server so the timeouts that guard against slow clients are explicit:
     // headersTimeout against slowloris; the socket idle timeout (= --send-timeout) closes a

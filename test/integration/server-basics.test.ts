@@ -42,3 +42,15 @@ test('readiness turns false while draining', async (t) => {
   assert.equal(s.server.draining, true);
   await closing;
 });
+
+test('a malformed percent-escape in the URL is a problem+json 400', async (t) => {
+  const s = await startServer();
+  t.after(() => s.close());
+  for (const path of ['/files/%E0%A4%A', '/files/a%zz', '/api/list/%']) {
+    const r = await fetch(`${s.url}${path}`);
+    assert.equal(r.status, 400, path);
+    assert.match(r.headers.get('content-type') ?? '', /^application\/problem\+json/, path);
+    const body = (await r.json()) as { code: string };
+    assert.equal(body.code, 'FERRY_ERR_PATH_INVALID', path);
+  }
+});
