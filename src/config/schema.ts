@@ -25,6 +25,7 @@ export const SERVE_OPTIONS = {
   maxRanges: { kind: 'int', default: 16, min: 1, max: 1000, help: 'most parts in one multipart/byteranges answer', arg: 'N', group: 'Downloads' },
   sendTimeout: { kind: 'duration', default: 60_000, defaultText: '60s', min: 1, help: 'close a transfer that makes no progress this long', arg: 'D', group: 'Downloads' },
   compress: { kind: 'enum', values: ['on', 'off'], default: 'on', help: 'on-the-fly compression of compressible types', arg: 'on|off', group: 'Downloads' },
+  openFileReuse: { kind: 'duration', default: 1000, defaultText: '1s', help: 'concurrent requests for one file within this window share one open handle (0 = off); closed when its last reader ends', arg: 'D', group: 'Downloads' },
   readBufferSize: { kind: 'size', default: 262_144, defaultText: '256k', min: 16_384, help: 'bytes read from disk per chunk', arg: 'SIZE', group: 'Downloads' },
 
   // --- access -----------------------------------------------------------------

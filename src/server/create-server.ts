@@ -46,7 +46,7 @@ export async function createFerryServer(config: FerryConfig, options: CreateServ
   await mkdir(config.root, { recursive: true });
   await mkdir(config.stateDir, { recursive: true });
   const logger = options.logger ?? createLogger({ level: config.logLevel });
-  const storage = await createLocalStorage({ root: config.root, dotfiles: config.dotfiles, followSymlinks: config.followSymlinks });
+  const storage = await createLocalStorage({ root: config.root, dotfiles: config.dotfiles, followSymlinks: config.followSymlinks, openFileReuseMs: config.openFileReuse });
   const meta = await createEmbeddedMeta(config.stateDir);
   const metrics = createMetrics();
   const transfer: TransferControl = createTransferControl(config);

@@ -1,7 +1,7 @@
 /** The Storage conformance suite: the path jail, same-handle reads, listing and walking. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, writeFile, symlink, rename, utimes } from 'node:fs/promises';
+import { mkdir, writeFile, symlink, rename, utimes, readdir } from 'node:fs/promises';
 import { text } from 'node:stream/consumers';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -130,4 +130,35 @@ test('walk: a symlink back to an ancestor folder is not followed (no endless arc
     assert.ok(seen.length < 100, 'walk did not terminate');
   }
   assert.deepEqual(seen, ['empty', '季度报告 2026.pdf']);
+});
+
+test('open-file reuse: concurrent readers share one handle, the last close releases it, a new window sees a replaced file', async (t) => {
+  const { root } = await fixture(t);
+  const fds = async () => (await readdir('/proc/self/fd')).length;
+  const storage = await createLocalStorage({ root, dotfiles: 'deny', followSymlinks: 'inside', openFileReuseMs: 200 });
+  const base = await fds();
+  const a = await storage.open(p('hello.txt'));
+  const b = await storage.open(p('hello.txt'));
+  assert.equal(await fds(), base + 1, 'two concurrent readers, one descriptor');
+  assert.equal(await text(b.openRead({ start: 0, end: 4 })), 'hello');
+  await a.close();
+  await a.close(); // idempotent: must not release b's share
+  assert.equal(await text(b.openRead({ start: 6, end: 10 })), 'world');
+  await b.close();
+  assert.equal(await fds(), base, 'the last close releases the descriptor at once');
+
+  // Replaced while a reader holds the shared handle: inside the window the old file is
+  // served (one consistent version); after the window a new open sees the new file.
+  const c = await storage.open(p('hello.txt'));
+  await writeFile(path.join(root, 'new.txt'), 'HELLO WORLD');
+  await rename(path.join(root, 'new.txt'), path.join(root, 'hello.txt'));
+  const d = await storage.open(p('hello.txt'));
+  assert.equal(await text(d.openRead()), 'hello world');
+  await d.close();
+  await new Promise((r) => setTimeout(r, 250)); // let the 200 ms window pass: time is the behaviour under test
+  const e = await storage.open(p('hello.txt'));
+  assert.equal(await text(e.openRead()), 'HELLO WORLD');
+  await e.close();
+  await c.close();
+  assert.equal(await fds(), base);
 });

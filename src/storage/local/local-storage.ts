@@ -17,6 +17,21 @@ export interface LocalStorageOptions {
   readonly root: string;
   readonly dotfiles: 'allow' | 'deny';
   readonly followSymlinks: 'inside' | 'never';
+  /**
+   * Concurrent opens of the same path within this many milliseconds of the first share one
+   * open file (0 = every open is its own). The handle closes as soon as its last reader
+   * closes, so an aborted download still releases it at once.
+   */
+  readonly openFileReuseMs?: number;
+}
+
+/** One open file shared by the concurrent readers of a path (see openFileReuseMs). */
+interface SharedHandle {
+  readonly key: string;
+  readonly handle: FileHandle;
+  readonly stat: FileStat;
+  readonly validUntilMs: number;
+  refs: number;
 }
 
 const DEFAULT_HIGH_WATER_MARK = 256 * 1024;
@@ -46,12 +61,14 @@ function mapFsError(err: unknown): unknown {
 
 class LocalFileReader implements FileHandleReader {
   readonly #handle: FileHandle;
+  readonly #release: () => Promise<void>;
   #stat: FileStat;
   #closed = false;
 
-  constructor(handle: FileHandle, stat: FileStat) {
+  constructor(handle: FileHandle, stat: FileStat, release: () => Promise<void>) {
     this.#handle = handle;
     this.#stat = stat;
+    this.#release = release;
   }
 
   get stat(): FileStat { return this.#stat; }
@@ -77,7 +94,7 @@ class LocalFileReader implements FileHandleReader {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#handle.close();
+    await this.#release();
   }
 
   async [Symbol.asyncDispose](): Promise<void> { await this.close(); }
@@ -117,6 +134,7 @@ function createRangeStream(handle: FileHandle, start: number, end: number, hwm: 
 export class LocalStorage implements Storage {
   readonly #root: string;
   readonly #options: LocalStorageOptions;
+  readonly #shared = new Map<string, SharedHandle>();
 
   private constructor(realRoot: string, options: LocalStorageOptions) {
     this.#root = realRoot;
@@ -164,7 +182,38 @@ export class LocalStorage implements Storage {
     }
   }
 
+  /**
+   * Opens a file. With `openFileReuseMs`, concurrent requests for one path (64 download
+   * managers' ranges on one ISO) share one open file for a short window instead of each
+   * paying realpath + open + fstat + close: the nginx `open_file_cache` idea, but a handle
+   * is never kept open without a reader, so deleted files free their space at once.
+   * Within the window a replaced file is seen at the next window (as with nginx).
+   */
   async open(p: SafePath): Promise<FileHandleReader> {
+    if (p.hidden && this.#options.dotfiles === 'deny') throw notFound();
+    const reuseMs = this.#options.openFileReuseMs ?? 0;
+    if (reuseMs > 0) {
+      const hit = this.#shared.get(p.relative);
+      if (hit !== undefined && performance.now() < hit.validUntilMs) {
+        hit.refs++;
+        return new LocalFileReader(hit.handle, hit.stat, () => this.#releaseShared(hit));
+      }
+    }
+    const { handle, stat } = await this.#openFresh(p);
+    if (reuseMs <= 0) return new LocalFileReader(handle, stat, () => handle.close());
+    const entry: SharedHandle = { key: p.relative, handle, stat, validUntilMs: performance.now() + reuseMs, refs: 1 };
+    // An expired entry it replaces stays open until its own readers close it.
+    this.#shared.set(p.relative, entry);
+    return new LocalFileReader(handle, stat, () => this.#releaseShared(entry));
+  }
+
+  async #releaseShared(entry: SharedHandle): Promise<void> {
+    if (--entry.refs > 0) return;
+    if (this.#shared.get(entry.key) === entry) this.#shared.delete(entry.key);
+    await entry.handle.close();
+  }
+
+  async #openFresh(p: SafePath): Promise<{ handle: FileHandle; stat: FileStat }> {
     const real = await this.#resolve(p);
     let handle: FileHandle;
     try {
@@ -175,9 +224,9 @@ export class LocalStorage implements Storage {
       throw mapFsError(err);
     }
     try {
-      const st = toFileStat(await handle.stat({ bigint: true }));
-      if (st.type === 'directory') throw new FerryError('FERRY_ERR_PATH_IS_DIRECTORY', 'Path is a folder');
-      return new LocalFileReader(handle, st);
+      const stat = toFileStat(await handle.stat({ bigint: true }));
+      if (stat.type === 'directory') throw new FerryError('FERRY_ERR_PATH_IS_DIRECTORY', 'Path is a folder');
+      return { handle, stat };
     } catch (err) {
       await handle.close();
       throw err;
