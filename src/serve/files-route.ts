@@ -8,7 +8,7 @@
  * once, one log line, one transfer-finished event.
  */
 import type { OutgoingHttpHeaders } from 'node:http';
-import { pipeline, type Readable } from 'node:stream';
+import { pipeline, type Transform } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import mime from 'mime-types';
 import {
@@ -22,13 +22,13 @@ import type { TransferSubject } from '../limits/index.ts';
 import { splitRawTarget, hasQueryParam } from './raw-path.ts';
 import { selectRepresentation, createCompressor, type Representation } from './representation.ts';
 import { fileSha256, hashStream } from './file-digest.ts';
-import { pumpParts, pumpReadable, partsToReadable, type BodyPart } from './pump.ts';
+import { pumpParts, pumpReadable, partsToReadable, pacingFor, type BodyPart } from './pump.ts';
 import { socketProgress, type ProgressWatchdog } from './progress-watchdog.ts';
 import type { ServeDeps } from './types.ts';
 
 export const FILES_ROUTE = '/files/*';
 
-/** Chunk size of bodies that go through streams (pacing, on-the-fly compression). */
+/** Chunk size of bodies that go through streams (on-the-fly compression). */
 const STREAM_CHUNK_BYTES = 64 * 1024;
 
 /** Types served with `Content-Security-Policy: sandbox`: a stored HTML/SVG file must not run script on Ferry's origin. */
@@ -252,26 +252,20 @@ async function sendBody(a: SendBodyArgs): Promise<void> {
   const { request, reply, deps, signal, reader } = a;
   const res = reply.raw;
   const chunkBytes = deps.config.readBufferSize;
-  // Paced (rate-limited) and compressed bodies flow through streams: moderate chunks keep a
-  // slow paced client's buffers small (the direct path adapts its own chunk size).
-  const streamChunkBytes = Math.min(chunkBytes, STREAM_CHUNK_BYTES);
   let bytes = 0;
   const onBytes = (n: number): void => { bytes += n; };
   let outcome: TransferFinishedEvent['outcome'] = 'completed';
-  // Build the body lazily: nothing is read before the pump pulls.
-  let source: Readable;
+  // Rate limits are applied by the pumps themselves (no stream wrapped around the body), so
+  // identity bodies keep the direct path (pooled positional reads, adaptive chunks) throttled
+  // or not; undefined when no rate applies.
+  const pacing = pacingFor(deps.transfer, a.subject, signal);
+  let compressor: Transform | undefined;
   if (a.coding !== undefined) {
-    const compressor = createCompressor(a.coding);
+    compressor = createCompressor(a.coding);
     // The compressor owns the file stream: destroying it (client gone) tears both down.
-    pipeline(reader.openRead(undefined, { highWaterMark: streamChunkBytes, signal }), compressor, () => {});
-    source = compressor;
-  } else {
-    source = partsToReadable(reader, a.parts ?? [], streamChunkBytes, signal);
+    // Moderate chunks keep a slow client's buffers small.
+    pipeline(reader.openRead(undefined, { highWaterMark: Math.min(chunkBytes, STREAM_CHUNK_BYTES), signal }), compressor, () => {});
   }
-  const paced = deps.transfer.pace(a.subject, source, signal);
-  // Unpaced identity bodies take the direct path (pooled positional reads, adaptive chunks).
-  const direct = paced === source && a.coding === undefined;
-  if (direct) source.destroy();
   reply.hijack();
   publish(channels.transferStarted, { route: FILES_ROUTE });
   const socket = request.raw.socket;
@@ -279,11 +273,10 @@ async function sendBody(a: SendBodyArgs): Promise<void> {
   try {
     signal.throwIfAborted();
     res.writeHead(a.status, a.headers);
-    if (direct) await pumpParts(reader, a.parts ?? [], res, { maxChunkBytes: chunkBytes, signal, onBytes });
-    else await pumpReadable(paced, res, signal, onBytes);
+    if (compressor !== undefined) await pumpReadable(compressor, res, signal, onBytes, pacing);
+    else await pumpParts(reader, a.parts ?? [], res, { maxChunkBytes: chunkBytes, signal, onBytes, pacing });
   } catch (err) {
-    paced.destroy();
-    source.destroy();
+    compressor?.destroy();
     if (signal.aborted || res.destroyed || isPrematureClose(err)) {
       outcome = 'aborted';
     } else {

@@ -20,6 +20,11 @@
  * - otherwise each window of the file is an `openRead` stream whose highWaterMark is the
  *   current chunk size (every chunk a fresh buffer: the garbage collector is then the
  *   dominant cost, which is why readAt exists).
+ *
+ * Throttling (`pacing`): the pump pays the transfer's pacer before it reads (positional) or
+ * writes (streams) each block, awaiting only when the pacer says to wait, and reads blocks of
+ * at most the pacing's `chunkBytes`: a transfer waiting for its rate holds no pooled buffer,
+ * and a limit that does not bind costs one bucket check per block.
  */
 import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
@@ -27,6 +32,7 @@ import { finished } from 'node:stream/promises';
 import { FerryError } from '../core/index.ts';
 import type { ByteRange } from '../http/index.ts';
 import type { FileHandleReader } from '../storage/index.ts';
+import type { BytePacer, TransferControl, TransferSubject } from '../limits/index.ts';
 
 /** Chunk size until a client has proven it reads (and after it slows down). */
 export const SMALL_CHUNK_BYTES = 32 * 1024;
@@ -84,12 +90,28 @@ const POOL = new BufferPool(8 * 1024 * 1024);
 const UNPROVEN_BIG_BUDGET_BYTES = 8 * 1024 * 1024;
 let unprovenBigBytes = 0;
 
+/** How a throttled body is paced: its pacer and the largest block worth holding for it. */
+export interface BodyPacing {
+  readonly pacer: BytePacer;
+  /** TransferControl.chunkBytes: reads (and paced writes) are at most this big. */
+  readonly chunkBytes: number;
+}
+
+/** The pacing of one download, or undefined when no rate applies to `subject` (the pump then never asks). */
+export function pacingFor(transfer: TransferControl | undefined, subject: TransferSubject, signal: AbortSignal): BodyPacing | undefined {
+  const pacer = transfer?.pacer(subject, signal);
+  if (pacer === undefined) return undefined;
+  return { pacer, chunkBytes: transfer?.chunkBytes(subject) ?? Number.POSITIVE_INFINITY };
+}
+
 export interface PumpOptions {
   /** Largest chunk (--read-buffer-size). */
   readonly maxChunkBytes: number;
   readonly signal: AbortSignal;
   /** Called with every chunk's length as it is handed to the socket. */
   readonly onBytes: (n: number) => void;
+  /** Throttling; undefined when no rate applies. */
+  readonly pacing?: BodyPacing | undefined;
 }
 
 /** Adapts the chunk size to what the client has shown it can take. */
@@ -212,11 +234,13 @@ async function readInto(reader: ReaderAt, buf: Buffer, remaining: number, pos: n
  * the file fails or `signal` aborts (client gone); every stream it opened is destroyed first.
  */
 export async function pumpParts(reader: FileHandleReader, parts: readonly BodyPart[], res: ServerResponse, options: PumpOptions): Promise<void> {
-  const { signal } = options;
-  const sizer = sizerFor(res, options.maxChunkBytes);
+  const { signal, pacing } = options;
+  // Throttled: blocks no bigger than what is worth holding at the transfer's rate.
+  const maxChunkBytes = pacing === undefined ? options.maxChunkBytes : Math.max(1, Math.min(options.maxChunkBytes, pacing.chunkBytes));
+  const sizer = sizerFor(res, maxChunkBytes);
   const out = new DrainWaiter(res, signal);
   try {
-    await pumpPartsWith(out, reader, parts, options, sizer);
+    await pumpPartsWith(out, reader, parts, options, maxChunkBytes, sizer);
   } finally {
     out[Symbol.dispose]();
   }
@@ -225,11 +249,16 @@ export async function pumpParts(reader: FileHandleReader, parts: readonly BodyPa
   await finished(res);
 }
 
-async function pumpPartsWith(out: DrainWaiter, reader: FileHandleReader, parts: readonly BodyPart[], options: PumpOptions, sizer: ChunkSizer): Promise<void> {
+async function pumpPartsWith(out: DrainWaiter, reader: FileHandleReader, parts: readonly BodyPart[], options: PumpOptions, maxChunkBytes: number, sizer: ChunkSizer): Promise<void> {
   const { signal, onBytes } = options;
+  const pacer = options.pacing?.pacer;
   const positional = hasReadAt(reader) ? reader : undefined;
   for (const part of parts) {
     if (Buffer.isBuffer(part)) {
+      if (pacer !== undefined) {
+        const wait = pacer.take(part.length);
+        if (wait !== undefined) await wait;
+      }
       onBytes(part.length);
       await out.write(part);
       continue;
@@ -239,8 +268,23 @@ async function pumpPartsWith(out: DrainWaiter, reader: FileHandleReader, parts: 
     while (pos <= end) {
       signal.throwIfAborted();
       if (positional !== undefined) {
-        const bufSize = options.maxChunkBytes;
+        const bufSize = maxChunkBytes;
         const small = sizer.small;
+        if (pacer !== undefined) {
+          // Throttled: pay, then read and send one block, small until the client has proven it
+          // reads. Paying before the read means a transfer waiting for its rate holds no
+          // buffer (so no big-read-small-copies either), and small blocks keep the bytes of
+          // connections sharing a bucket interleaved finely.
+          const want = Math.min(sizer.proven ? bufSize : small, end - pos + 1);
+          const wait = pacer.take(want);
+          if (wait !== undefined) await wait;
+          const n = await readInto(positional, POOL.acquire(want <= small ? small : bufSize), want, pos, async (buf, got) => {
+            sizer.record(got, await out.write(got === buf.length ? buf : buf.subarray(0, got), () => { POOL.release(buf); }));
+          });
+          pos += n;
+          onBytes(n);
+          continue;
+        }
         if (sizer.proven) {
           // Proven: one big positional read (one thread-pool round trip) and one big write.
           const n = await readInto(positional, POOL.acquire(bufSize), end - pos + 1, pos, async (buf, got) => {
@@ -299,10 +343,14 @@ async function pumpPartsWith(out: DrainWaiter, reader: FileHandleReader, parts: 
       } else {
         // One stream per window, sized for the client's current chunk size.
         const size = sizer.size;
-        const windowEnd = size < options.maxChunkBytes ? Math.min(end, pos + PROVE_BYTES - 1) : end;
+        const windowEnd = size < maxChunkBytes ? Math.min(end, pos + PROVE_BYTES - 1) : end;
         const stream = reader.openRead({ start: pos, end: windowEnd }, { highWaterMark: size, signal });
         try {
           for await (const chunk of stream as AsyncIterable<Buffer>) {
+            if (pacer !== undefined) {
+              const wait = pacer.take(chunk.length);
+              if (wait !== undefined) await wait;
+            }
             pos += chunk.length;
             onBytes(chunk.length);
             const drainMs = await out.write(chunk);
@@ -318,9 +366,8 @@ async function pumpPartsWith(out: DrainWaiter, reader: FileHandleReader, parts: 
 }
 
 /**
- * The same body as one Readable (for pacing, or a compressor). Lazy: nothing is allocated or
- * read until the first `read()` (the direct path offers it to the pacer and, when the pacer
- * hands it back untouched, destroys it unread).
+ * The same body as one Readable (for hashing a partial body). Lazy: nothing is allocated or
+ * read until the first `read()`.
  */
 export function partsToReadable(reader: FileHandleReader, parts: readonly BodyPart[], chunkBytes: number, signal: AbortSignal): Readable {
   let iterator: AsyncIterator<Buffer> | undefined;
@@ -356,13 +403,28 @@ export function partsToReadable(reader: FileHandleReader, parts: readonly BodyPa
   });
 }
 
-/** Writes a Readable (paced or compressed body) to `res` with backpressure and ends it. */
-export async function pumpReadable(source: Readable, res: ServerResponse, signal: AbortSignal, onBytes: (n: number) => void): Promise<void> {
+/**
+ * Writes a Readable (a compressed body, an archive) to `res` with backpressure and ends it.
+ * With `pacing`, each chunk goes out in pieces of at most `chunkBytes` (views, no copy), each
+ * paid for before it is written.
+ */
+export async function pumpReadable(source: Readable, res: ServerResponse, signal: AbortSignal, onBytes: (n: number) => void, pacing?: BodyPacing): Promise<void> {
   const out = new DrainWaiter(res, signal);
   try {
     for await (const chunk of source as AsyncIterable<Buffer>) {
-      onBytes(chunk.length);
-      await out.write(chunk);
+      if (pacing === undefined) {
+        onBytes(chunk.length);
+        await out.write(chunk);
+        continue;
+      }
+      const piece = Math.max(1, pacing.chunkBytes);
+      for (let start = 0; start < chunk.length; start += piece) {
+        const n = Math.min(piece, chunk.length - start);
+        const wait = pacing.pacer.take(n);
+        if (wait !== undefined) await wait;
+        onBytes(n);
+        await out.write(n === chunk.length ? chunk : chunk.subarray(start, start + n));
+      }
     }
   } finally {
     out[Symbol.dispose]();

@@ -32,7 +32,7 @@ import type { Storage, FileStat } from '../storage/index.ts';
 import type { MetaStore } from '../meta/index.ts';
 import type { TransferControl, TransferSubject } from '../limits/index.ts';
 import { splitRawTarget } from './raw-path.ts';
-import { pumpReadable } from './pump.ts';
+import { pumpReadable, pacingFor } from './pump.ts';
 import { ProgressWatchdog, socketProgress } from './progress-watchdog.ts';
 
 export const ZIP_ROUTE = '/zip/*';
@@ -584,16 +584,16 @@ async function sendBody(a: SendBodyArgs): Promise<void> {
     }
   }
   const source = Readable.from(all(), { objectMode: false, highWaterMark: 64 * 1024 });
-  const paced = a.deps.transfer === undefined ? source : a.deps.transfer.pace(a.subject, source, signal);
+  // Rate limits are applied by the pump (pieces paid for before they are written).
+  const pacing = pacingFor(a.deps.transfer, a.subject, signal);
   reply.hijack();
   const socket = request.raw.socket;
   const progress = a.watchdog.watch(socket, () => socketProgress(socket));
   try {
     signal.throwIfAborted();
     res.writeHead(a.status, a.headers);
-    await pumpReadable(paced, res, signal, (n) => { bytes += n; });
+    await pumpReadable(source, res, signal, (n) => { bytes += n; }, pacing);
   } catch (err) {
-    paced.destroy();
     source.destroy();
     if (signal.aborted || isPrematureClose(err)) {
       outcome = 'aborted';

@@ -81,6 +81,8 @@ test('200 throttled transfers: server memory does not grow while they run', asyn
   // Flat: ≈ 60 MiB went out meanwhile; what is held did not grow with it.
   assert.ok(last.memory.arrayBuffers - first.memory.arrayBuffers < 8 * MiB, `live buffers grew by ${mib(last.memory.arrayBuffers - first.memory.arrayBuffers)} MiB`);
   assert.ok(last.memory.heapUsed - first.memory.heapUsed < 8 * MiB, `live heap grew by ${mib(last.memory.heapUsed - first.memory.heapUsed)} MiB`);
-  // And the fixed cost per throttled connection is bounded.
-  assert.ok(last.memory.arrayBuffers / TRANSFERS < 1 * MiB, `${(last.memory.arrayBuffers / TRANSFERS / KiB).toFixed(0)} KiB of buffers per transfer`);
+  // And the fixed cost per throttled connection is bounded. The pump pays the pacer before it
+  // reads, so a waiting transfer holds no read buffer: ≈ 120 KiB here, of which ≈ 75 KiB is the
+  // idle server's own buffers spread over 200 (≈ 300 KiB when pacing wrapped the body in streams).
+  assert.ok(last.memory.arrayBuffers / TRANSFERS < 256 * KiB, `${(last.memory.arrayBuffers / TRANSFERS / KiB).toFixed(0)} KiB of buffers per transfer`);
 });

@@ -12,7 +12,8 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { pumpParts, hasReadAt, SMALL_CHUNK_BYTES, type BodyPart } from '../../../src/serve/pump.ts';
+import { pumpParts, hasReadAt, SMALL_CHUNK_BYTES, type BodyPart, type BodyPacing } from '../../../src/serve/pump.ts';
+import { createBytePacer, MemoryLimitStore, TokenBucket } from '../../../src/limits/index.ts';
 import { LocalStorage, type FileHandleReader, type FileStat, type ByteRange } from '../../../src/storage/index.ts';
 import { parseSafePath } from '../../../src/core/index.ts';
 import { makeTempDir } from '../../helpers/temp-dir.ts';
@@ -48,14 +49,14 @@ function streamOnly(r: FileHandleReader): FileHandleReader {
   };
 }
 
-async function serveOnce(reader: FileHandleReader, parts: BodyPart[], maxChunkBytes: number): Promise<{ url: string; done: Promise<unknown>; server: http.Server }> {
+async function serveOnce(reader: FileHandleReader, parts: BodyPart[], maxChunkBytes: number, paced?: { pacing: BodyPacing; onBytes: (n: number) => void }): Promise<{ url: string; done: Promise<unknown>; server: http.Server }> {
   let resolveDone!: (v: unknown) => void;
   const done = new Promise((r) => { resolveDone = r; });
   const server = http.createServer((req, res) => {
     const ac = new AbortController();
     res.once('close', () => { if (!res.writableFinished) ac.abort(); });
     res.writeHead(200);
-    pumpParts(reader, parts, res, { maxChunkBytes, signal: ac.signal, onBytes: () => {} }).then(() => resolveDone('ok'), (err: unknown) => { resolveDone(err); res.destroy(); });
+    pumpParts(reader, parts, res, { maxChunkBytes, signal: ac.signal, onBytes: paced?.onBytes ?? (() => {}), pacing: paced?.pacing }).then(() => resolveDone('ok'), (err: unknown) => { resolveDone(err); res.destroy(); });
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -123,5 +124,77 @@ test('a client that goes away makes the pump reject (source released, no hang)',
     assert.ok(result instanceof Error, `${kind}: rejected`);
     s.server.close();
     await reader.close();
+  }
+});
+
+test('paced: every byte is paid for once, before it is sent, in blocks of at most chunkBytes', async (t) => {
+  // Fails if the pump skips the pacer, pays after sending, pays twice, or sends blocks bigger
+  // than chunkBytes. The client stalls first (the socket fills up: drain waits while paced), and
+  // the file is past PROVE_BYTES (small blocks first, then chunkBytes).
+  const tmp = await makeTempDir();
+  t.after(() => tmp.remove());
+  const size = 12 * 1024 * 1024 + 777;
+  const content = randomBytes(size);
+  await writeFile(path.join(tmp.dir, 'f.bin'), content);
+  const storage = await LocalStorage.create({ root: tmp.dir, dotfiles: 'deny', followSymlinks: 'inside' });
+  const chunkBytes = 48 * 1024; // above SMALL_CHUNK_BYTES
+  const layouts: Array<[string, BodyPart[]]> = [
+    ['whole file', [{ start: 0, end: size - 1 }]],
+    ['framed overlapping parts', [Buffer.from('--b\r\n'), { start: 0, end: 99_999 }, Buffer.from('\r\n--b\r\n'), { start: 50_000, end: size - 1 }, Buffer.from('\r\n--b--\r\n')]],
+  ];
+  for (const kind of ['stream', 'positional'] as const) {
+    for (const [name, parts] of layouts) {
+      const what = `${kind} ${name}`;
+      const reader: FileHandleReader = kind === 'stream'
+        ? streamOnly(await storage.open(parseSafePath('f.bin')))
+        : new PositionalReader(await open(path.join(tmp.dir, 'f.bin'), 'r'), size);
+      // A real pacer (64 MiB/s, so some takes wait), counted.
+      const inner = createBytePacer({ buckets: [{ kind: 'local', bucket: new TokenBucket({ ratePerSec: 64 * 1024 * 1024, burst: 256 * 1024 }, performance.now()), exemptBytes: 0 }], store: new MemoryLimitStore() });
+      let paid = 0;
+      let sent = 0;
+      let largestTake = 0;
+      let waits = 0;
+      const pacing: BodyPacing = {
+        chunkBytes,
+        pacer: {
+          take(n) {
+            paid += n;
+            largestTake = Math.max(largestTake, n);
+            const w = inner.take(n);
+            if (w !== undefined) waits++;
+            return w;
+          },
+        },
+      };
+      const onBytes = (n: number): void => {
+        sent += n;
+        assert.ok(sent <= paid, `${what}: ${sent} bytes sent, only ${paid} paid`);
+      };
+      const s = await serveOnce(reader, parts, 256 * 1024, { pacing, onBytes });
+      try {
+        const body = await new Promise<Buffer>((resolve, reject) => {
+          http.get(s.url, (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.once('end', () => resolve(Buffer.concat(chunks)));
+            res.once('error', reject);
+            // Stall a while first: the socket fills and the pump meets congestion.
+            res.pause();
+            setTimeout(() => res.resume(), 300);
+          }).once('error', reject);
+        });
+        assert.equal(await s.done, 'ok');
+        const want = expected(content, parts);
+        assert.equal(body.length, want.length, `${what}: length`);
+        assert.ok(body.equals(want), `${what}: bytes`);
+        assert.equal(sent, want.length, `${what}: bytes counted`);
+        assert.equal(paid, want.length, `${what}: bytes paid`);
+        assert.ok(largestTake <= chunkBytes, `${what}: a take of ${largestTake} bytes`);
+        assert.ok(waits > 0, `${what}: the pacer made the pump wait`);
+      } finally {
+        s.server.close();
+        await reader.close();
+      }
+    }
   }
 });
