@@ -1,0 +1,785 @@
+/**
+ * The tus 1.0 server's behaviour, apart from HTTP: creating uploads, writing chunks durably
+ * under the one-writer lock, concatenation, finalisation (digests, sha256 check, jail, conflict
+ * policy, atomic publish), termination, expiry and crash recovery. Routes (tus-routes.ts) turn
+ * requests into calls here and results into responses.
+ *
+ * Durability (issue 4 §2): a chunk's bytes are written at the acknowledged offset, fsynced
+ * (`fdatasync`), and only then is the new offset stored in the record; 204 follows. The data
+ * file may hold more bytes than the record says (a crash mid-write); they are cut off before the
+ * next write. Long bodies are checkpointed every `checkpointBytes` the same way, so a server
+ * killed during a single 50 GB PATCH restarts with most of it, never with more than was stored.
+ */
+import { rename, stat as fsStat, lstat, unlink, readdir } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import { timingSafeEqual } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { FerryError, errnoCode, isFerryError } from '../core/errors.ts';
+import { channels, publish, type UploadEvent } from '../core/channels.ts';
+import type { Storage } from '../storage/index.ts';
+import type { MetaStore } from '../meta/index.ts';
+import { createDigester, type Digester } from './checksum.ts';
+import type { DigestResult, RunningDigest } from './digest-engine.ts';
+import { conflictName } from './conflict-name.ts';
+import { checkAlive, decidePatch, header, tooLarge, type CreationPlan, type HeaderBag, type TusLimits } from './decide-tus.ts';
+import { ingestBody } from './ingest-body.ts';
+import { checkName, checkTargetFolder, childPath, ensureTargetFolder, mapWriteError, nameExists, publishFile, type ConflictPolicy } from './publish-file.ts';
+import { recordDigests } from './record-digests.ts';
+import { CHECKSUM_ALGORITHMS, headerInvalid, parseUploadChecksum, uploadIdFromUrl, type ChecksumAlgorithm, type UploadChecksum } from './tus-headers.ts';
+import type { UploadLock, UploadLocker } from './upload-lock.ts';
+import { isExpired, isGone, type UploadRecord } from './upload-record.ts';
+import { UploadStore } from './upload-store.ts';
+
+/** The logger a capability is handed (pino's Logger satisfies it). */
+export interface UploadLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  child(bindings: Record<string, unknown>): UploadLogger;
+}
+
+export interface TusServiceOptions {
+  readonly storage: Storage;
+  readonly meta: MetaStore;
+  readonly store: UploadStore;
+  readonly locker: UploadLocker;
+  readonly logger: UploadLogger;
+  readonly limits: TusLimits;
+  readonly expiryMs: number;
+  readonly lockWaitMs: number;
+  readonly onConflict: ConflictPolicy;
+  readonly dotfiles: 'allow' | 'deny';
+  /** Durable progress inside one long PATCH (default 64 MiB). */
+  readonly checkpointBytes?: number;
+  readonly now?: () => number;
+}
+
+/** A request body to write. */
+export interface BodyInput {
+  readonly body: Readable;
+  readonly headers: HeaderBag;
+  /** Trailers, readable once the body has ended (checksum-trailer). */
+  readonly trailers: () => HeaderBag;
+  /** Aborts when the client goes away or the server shuts down. */
+  readonly signal: AbortSignal;
+}
+
+export interface WriteOutcome {
+  readonly record: UploadRecord;
+  /** What to answer instead of success; the bytes that could be kept are kept. */
+  readonly error: unknown;
+  /** Another request took the upload over: cut this connection. */
+  readonly takenOver: boolean;
+  /** The whole body was read (otherwise close the connection after answering). */
+  readonly bodyConsumed: boolean;
+}
+
+const DEFAULT_CHECKPOINT_BYTES = 64 * 1024 * 1024;
+
+export function notFound(id: string): FerryError {
+  return new FerryError('FERRY_ERR_UPLOAD_NOT_FOUND', `no upload ${id.length <= 64 ? id : `${id.slice(0, 64)}…`}`);
+}
+
+export class TusService {
+  readonly #o: TusServiceOptions;
+  readonly #store: UploadStore;
+  readonly #now: () => number;
+  readonly #checkpointBytes: number;
+  /** Uploads whose last PATCH ended cleanly in this process (a PATCH on any other at offset > 0 is a resume). */
+  readonly #cleanEnds = new Set<string>();
+  /** Background finishing work (assembly, recovery), so shutdown can wait for it. */
+  readonly #background = new Set<Promise<unknown>>();
+
+  constructor(options: TusServiceOptions) {
+    this.#o = options;
+    this.#store = options.store;
+    this.#now = options.now ?? Date.now;
+    this.#checkpointBytes = options.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES;
+  }
+
+  get store(): UploadStore { return this.#store; }
+
+  // --- creation --------------------------------------------------------------
+
+  /**
+   * §Creation. Checks the target up front (jail, `--on-conflict reject`) so that a client never
+   * uploads 50 GB to learn at the end that the name was refused.
+   */
+  async create(plan: CreationPlan, baseUrl: string, body: BodyInput | undefined): Promise<{ record: UploadRecord; outcome: WriteOutcome | undefined }> {
+    if (plan.kind === 'final') return { record: await this.#createFinal(plan, baseUrl), outcome: undefined };
+    if (plan.kind === 'single') await this.#checkTarget(plan.intent);
+    const now = this.#now();
+    const record: UploadRecord = {
+      id: UploadStore.newId(),
+      createdAt: now,
+      expiresAt: now + this.#o.expiryMs,
+      length: plan.length,
+      offset: 0,
+      metadata: plan.metadata,
+      intent: plan.kind === 'single' ? compactIntent(plan.intent) : { folder: '' },
+      concat: plan.kind === 'partial' ? 'partial' : null,
+      ...(plan.kind === 'partial' ? { concatHeader: 'partial' } : {}),
+      state: 'receiving',
+    };
+    await this.#store.put(record).catch((err: unknown) => { throw mapWriteError(err); });
+    this.#event(record, 'created', { length: record.length, deferred: record.length === null, partial: record.concat === 'partial' });
+    if (record.length === 0 && plan.kind === 'single') {
+      // An empty file is complete at creation.
+      const lock = await this.#o.locker.acquire(record.id, { waitMs: this.#o.lockWaitMs });
+      try {
+        return { record: await this.#finishIfComplete(record), outcome: undefined };
+      } finally {
+        await lock.release();
+      }
+    }
+    if (!plan.withUpload || body === undefined) return { record, outcome: undefined };
+    // §Creation With Upload: "similar rules as for the PATCH request and response apply".
+    const outcome = await this.#patchLocked(record.id, body, true);
+    return { record: outcome.record, outcome };
+  }
+
+  async #checkTarget(intent: CreationPlan['intent']): Promise<void> {
+    const folder = await checkTargetFolder(this.#o.storage, intent.folder, this.#o.dotfiles);
+    if (intent.filename !== undefined) checkName(intent.filename, this.#o.dotfiles);
+    if (this.#o.onConflict === 'reject' && intent.filename !== undefined) {
+      const lp = this.#o.storage.localPath?.(childPath(folder, intent.filename));
+      if (lp !== undefined && (await lstat(lp).then(() => true, () => false))) {
+        throw new FerryError('FERRY_ERR_UPLOAD_CONFLICT', `"${childPath(folder, intent.filename).relative}" exists (--on-conflict reject)`);
+      }
+    }
+  }
+
+  /**
+   * §Concatenation: a final upload of partial uploads, in the given order. Each partial is
+   * claimed by exactly one final upload (atomically); posting the same list again returns the
+   * same final upload, so a client that lost the answer can simply retry.
+   */
+  async #createFinal(plan: Extract<CreationPlan, { kind: 'final' }>, baseUrl: string): Promise<UploadRecord> {
+    await this.#checkTarget(plan.intent);
+    const ids: string[] = [];
+    for (const url of plan.urls) {
+      const id = uploadIdFromUrl(url, `${baseUrl}/uploads/`);
+      if (id === undefined) throw new FerryError('FERRY_ERR_UPLOAD_CONCAT_INVALID', `"${url}" is not an upload URL of this server`);
+      ids.push(id);
+    }
+    if (new Set(ids).size !== ids.length) throw new FerryError('FERRY_ERR_UPLOAD_CONCAT_INVALID', 'a partial upload is listed twice');
+    const now = this.#now();
+    let total = 0;
+    let claimedBy: string | undefined;
+    for (const id of ids) {
+      const part = await this.#store.get(id);
+      if (part === undefined) throw new FerryError('FERRY_ERR_UPLOAD_NOT_FOUND', `partial upload ${id} does not exist`);
+      const owner = await this.#store.finalOf(id);
+      if (owner !== undefined) {
+        claimedBy ??= owner;
+        if (owner !== claimedBy) throw new FerryError('FERRY_ERR_UPLOAD_CONCAT_INVALID', `partial upload ${id} already belongs to another final upload`);
+        continue;
+      }
+      checkAlive(part, now);
+      if (part.concat !== 'partial') throw new FerryError('FERRY_ERR_UPLOAD_CONCAT_INVALID', `upload ${id} is not a partial upload (Upload-Concat: partial)`);
+      if (part.length === null) throw new FerryError('FERRY_ERR_UPLOAD_CONCAT_INVALID', `partial upload ${id} has no length yet`);
+      total += part.length;
+    }
+    if (claimedBy !== undefined) {
+      const existing = await this.#store.get(claimedBy);
+      if (existing?.parts?.join(' ') !== ids.join(' ')) throw new FerryError('FERRY_ERR_UPLOAD_CONCAT_INVALID', 'some partial uploads already belong to another final upload');
+      if (isGone(existing)) checkAlive(existing, now);
+      return existing.state === 'done' ? existing : this.#assemble(existing.id);
+    }
+    if (this.#o.limits.maxUploadBytes !== undefined && total > this.#o.limits.maxUploadBytes) {
+      throw tooLarge(this.#o.limits.maxUploadBytes, `the partial uploads add up to ${total} bytes`);
+    }
+    const record: UploadRecord = {
+      id: UploadStore.newId(),
+      createdAt: now,
+      expiresAt: now + this.#o.expiryMs,
+      length: total,
+      offset: 0,
+      metadata: plan.metadata,
+      intent: compactIntent(plan.intent),
+      concat: 'final',
+      concatHeader: plan.concatHeader,
+      parts: ids,
+      state: 'waiting',
+    };
+    await this.#store.put(record).catch((err: unknown) => { throw mapWriteError(err); });
+    const claimed: string[] = [];
+    for (const id of ids) {
+      if (!(await this.#store.claimPartial(id, record.id))) {
+        // Lost a race with another final for the same partials: give back what this one took.
+        for (const c of claimed) await this.#store.releasePartial(c);
+        await this.#store.put({ ...record, state: 'failed', reason: 'a partial upload was claimed concurrently' });
+        throw new FerryError('FERRY_ERR_UPLOAD_CONCAT_INVALID', `partial upload ${id} already belongs to another final upload`);
+      }
+      claimed.push(id);
+    }
+    this.#event(record, 'created', { length: total, final: true, parts: ids.length });
+    return this.#assemble(record.id);
+  }
+
+  // --- HEAD ------------------------------------------------------------------
+
+  /** The record for HEAD; kicks unfinished background work (e.g. after a restart). */
+  async head(id: string): Promise<UploadRecord> {
+    const record = await this.#store.get(id);
+    if (record === undefined) throw notFound(id);
+    checkAlive(record, this.#now());
+    if ((record.state === 'assembling' || record.state === 'publishing') && !this.#o.locker.isLocked(id)) {
+      this.#inBackground(record.concat === 'final' ? this.#assemble(id) : this.#finishLockedFromScratch(id));
+    }
+    return record;
+  }
+
+  // --- PATCH -----------------------------------------------------------------
+
+  async patch(id: string, input: BodyInput): Promise<WriteOutcome> {
+    const early = await this.#store.get(id);
+    if (early === undefined) throw notFound(id);
+    // Fail fast without taking the lock (415, 410, 403, 409, 413 on the committed state).
+    decidePatch(early, input.headers, this.#o.limits, this.#now());
+    return this.#patchLocked(id, input, false);
+  }
+
+  async #patchLocked(id: string, input: BodyInput, creation: boolean): Promise<WriteOutcome> {
+    const takeover = new FerryError('FERRY_ERR_UPLOAD_LOCKED', 'another request took this upload over');
+    const stop = new AbortController();
+    const lock = await this.#o.locker.acquire(id, {
+      waitMs: this.#o.lockWaitMs,
+      signal: input.signal,
+      onReleaseRequested: () => { stop.abort(takeover); },
+    }).catch((err: unknown) => {
+      if (isFerryError(err) && err.code === 'FERRY_ERR_UPLOAD_LOCKED') publish<UploadEvent>(channels.upload, { kind: 'lock-conflict', protocol: 'tus' });
+      throw err;
+    });
+    let outcome: WriteOutcome;
+    try {
+      const record = await this.#store.get(id);
+      if (record === undefined) throw notFound(id);
+      const plan = creation
+        ? { offset: 0, declareLength: undefined, maxBytes: record.length ?? this.#o.limits.maxUploadBytes ?? Number.MAX_SAFE_INTEGER, length: record.length, checksum: parseUploadChecksum(header(input.headers, 'upload-checksum')), checksumInTrailer: false }
+        : decidePatch(record, input.headers, this.#o.limits, this.#now());
+      if (record.state !== 'receiving') {
+        // Complete already (done, or publishing after a transient failure): nothing to write;
+        // a PATCH at the final offset is acknowledged and retries a pending publish.
+        return { record: await this.#finishIfComplete(record), error: undefined, takenOver: false, bodyConsumed: false };
+      }
+      if (!creation && record.offset > 0 && !this.#cleanEnds.has(id)) this.#event(record, 'resumed', { offset: record.offset });
+      this.#cleanEnds.delete(id);
+      outcome = await this.#writeChunk(record, plan, input, AbortSignal.any([stop.signal, input.signal]), stop.signal);
+      if (outcome.error === undefined && outcome.bodyConsumed) this.#cleanEnds.add(id);
+      if (outcome.error === undefined) {
+        try {
+          outcome = { ...outcome, record: await this.#finishIfComplete(outcome.record) };
+        } catch (err) {
+          outcome = { ...outcome, error: err };
+        }
+      }
+    } finally {
+      await lock.release();
+    }
+    const r = outcome.record;
+    if (r.concat === 'partial' && r.length !== null && r.offset === r.length) {
+      const finalId = await this.#store.finalOf(r.id);
+      if (finalId !== undefined) this.#inBackground(this.#assemble(finalId));
+    }
+    return outcome;
+  }
+
+  /**
+   * Writes one body at the record's offset and commits what may be kept:
+   * - complete and (no checksum, or the checksum matches): all of it;
+   * - checksum mismatch / unverifiable: nothing (§Checksum: "the uploaded chunk MUST be
+   *   discarded, and the upload and its offset MUST NOT be updated");
+   * - cut short (client gone, taken over, disk full): all that reached the disk (§PATCH: "The
+   *   Server SHOULD always attempt to store as much of the received data as possible");
+   * - past the length: nothing beyond the last checkpoint.
+   */
+  async #writeChunk(record: UploadRecord, plan: ReturnType<typeof decidePatch>, input: BodyInput, signal: AbortSignal, takeoverSignal: AbortSignal): Promise<WriteOutcome> {
+    const id = record.id;
+    let fh;
+    try {
+      fh = await this.#store.openData(id);
+    } catch (err) {
+      throw mapWriteError(err);
+    }
+    let current: UploadRecord = { ...record, length: plan.length };
+    publish(channels.uploadActive, { delta: 1 });
+    try {
+      const size = (await fh.stat()).size;
+      if (size < record.offset) {
+        // The disk lost acknowledged bytes (it lied about fsync): report what is really there.
+        current = { ...current, offset: size };
+        await this.#store.put(current);
+        this.#store.setDigest(id, undefined);
+        throw new FerryError('FERRY_ERR_UPLOAD_OFFSET_MISMATCH', `only ${size} bytes are stored`, { headers: { 'upload-offset': String(size) } });
+      }
+      if (size > record.offset) await fh.truncate(record.offset);
+      const committed = this.#store.digest(id) ?? (record.offset === 0 ? this.#store.digests.empty() : undefined);
+      const running: RunningDigest | undefined = committed?.offset === record.offset ? committed.fork() : undefined;
+      const chunkDigests = new Map<ChecksumAlgorithm, Digester>();
+      if (plan.checksum !== undefined) chunkDigests.set(plan.checksum.algorithm, createDigester(plan.checksum.algorithm));
+      else if (plan.checksumInTrailer) for (const a of CHECKSUM_ALGORITHMS) chunkDigests.set(a, createDigester(a));
+      const verify = chunkDigests.size > 0;
+      const fileHandle = fh;
+      const result = await ingestBody({
+        file: fh,
+        position: record.offset,
+        maxBytes: plan.maxBytes,
+        tooLarge: () => tooLarge(plan.length ?? plan.maxBytes + record.offset, 'the body passes the upload length'),
+        body: input.body,
+        signal,
+        observe: (chunk) => {
+          for (const d of chunkDigests.values()) d.update(chunk);
+          return running?.update(chunk);
+        },
+        // A chunk with a checksum is all-or-nothing: no checkpoints inside it.
+        ...(verify ? {} : {
+          checkpoint: {
+            everyBytes: this.#checkpointBytes,
+            run: async (written: number) => {
+              // Taken now: the writes that follow must not leak into what this checkpoint claims.
+              const snapshot = running?.snapshot();
+              await fileHandle.datasync();
+              current = { ...current, offset: record.offset + written, expiresAt: this.#now() + this.#o.expiryMs };
+              await this.#store.put(current);
+              if (snapshot !== undefined) this.#store.setDigest(id, snapshot);
+            },
+          },
+        }),
+      });
+      const takenOver = takeoverSignal.aborted;
+      let error: unknown = result.error;
+      const checkpointed = current.offset - record.offset;
+      let keep = result.bytesWritten;
+      if (result.complete) {
+        if (verify) {
+          const expected = plan.checksum ?? trailerChecksum(input.trailers());
+          if (expected === undefined) {
+            error = headerInvalid('Trailer announced Upload-Checksum but no such trailer arrived');
+            keep = checkpointed;
+          } else {
+            const actual = chunkDigests.get(expected.algorithm)!.digest();
+            if (actual.length !== expected.digest.length || !timingSafeEqual(actual, expected.digest)) {
+              error = new FerryError('FERRY_ERR_UPLOAD_CHECKSUM_MISMATCH', `the ${expected.algorithm} checksum of the chunk does not match; the chunk was discarded`, { headers: { 'upload-offset': String(record.offset) } });
+              keep = checkpointed;
+              this.#event(record, 'checksum-mismatch', { algorithm: expected.algorithm, offset: record.offset });
+            }
+          }
+        }
+      } else if (verify || (isFerryError(error) && error.code === 'FERRY_ERR_UPLOAD_TOO_LARGE')) {
+        keep = checkpointed;
+      }
+      if (error !== undefined && !isFerryError(error)) error = mapWriteError(error);
+      const newOffset = record.offset + keep;
+      if (keep < result.bytesWritten) await fh.truncate(newOffset).catch(() => {});
+      const lengthChanged = plan.declareLength !== undefined && record.length === null;
+      if (newOffset !== current.offset || lengthChanged) {
+        try {
+          await fh.datasync();
+          current = { ...current, offset: newOffset, expiresAt: this.#now() + this.#o.expiryMs };
+          await this.#store.put(current);
+          if (keep === result.bytesWritten && running !== undefined) this.#store.setDigest(id, running.snapshot());
+        } catch (err) {
+          // The new offset is not durable: fall back to what is.
+          const durable = (await this.#store.get(id)) ?? record;
+          await fh.truncate(durable.offset).catch(() => {});
+          current = durable;
+          error ??= mapWriteError(err);
+          if (!isFerryError(error)) error = mapWriteError(error);
+        }
+      } else if (keep === result.bytesWritten && running !== undefined) {
+        this.#store.setDigest(id, running.snapshot());
+      }
+      if (!result.complete && !takenOver && error !== undefined) {
+        const why = isFerryError(error) ? error.code : errnoCode(error) ?? String(error);
+        this.#log(record).info({ event: 'interrupted', offset: current.offset, bytes: keep, reason: why }, 'upload request ended early');
+      }
+      if (takenOver) this.#log(record).info({ event: 'taken-over', offset: current.offset }, 'upload request handed the upload to a newer request');
+      return { record: current, error, takenOver, bodyConsumed: result.complete };
+    } catch (err) {
+      return { record: current, error: mapWriteError(err), takenOver: false, bodyConsumed: false };
+    } finally {
+      publish(channels.uploadActive, { delta: -1 });
+      await fh.close().catch(() => {});
+    }
+  }
+
+  // --- finishing -------------------------------------------------------------
+
+  /** Publishes a complete non-concatenation upload (caller holds the lock). */
+  async #finishIfComplete(record: UploadRecord): Promise<UploadRecord> {
+    if (record.concat !== null || record.length === null || record.offset !== record.length) return record;
+    if (record.state !== 'receiving' && record.state !== 'publishing') return record;
+    return this.#finalize(record);
+  }
+
+  async #finishLockedFromScratch(id: string): Promise<void> {
+    const lock = await this.#o.locker.acquire(id, { waitMs: 0, polite: true });
+    try {
+      const record = await this.#store.get(id);
+      if (record !== undefined) await this.#finishIfComplete(record);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /**
+   * Finalisation (issue 4 §4): digests (computed while receiving, else read once), the optional
+   * `sha256` metadata check, the jail, the conflict policy, the atomic publish, the digests
+   * recorded for Repr-Digest and zips. Caller holds the lock.
+   */
+  async #finalize(record: UploadRecord): Promise<UploadRecord> {
+    const id = record.id;
+    const length = record.length ?? record.offset;
+    const data = this.#store.dataPath(id);
+    const log = this.#log(record);
+    if (record.state === 'publishing' && record.target !== undefined) {
+      const recovered = await this.#recoverPublish(record);
+      if (recovered !== undefined) return recovered;
+    }
+    const state = this.#store.digest(id);
+    let digest: DigestResult | undefined = state?.offset === length ? await state.result().catch(() => undefined) : undefined;
+    if (digest === undefined) {
+      log.info({ event: 'digest-from-disk', bytes: length }, 'computing the upload digests from the stored data (no running state, e.g. after a restart)');
+      digest = await this.#store.readDigest(data, length);
+    }
+    const { sha256, crc32 } = digest;
+    if (record.intent.sha256 !== undefined && record.intent.sha256 !== sha256) {
+      await this.#fail(record, 'sha256 metadata does not match the uploaded data');
+      throw new FerryError('FERRY_ERR_UPLOAD_FILE_DIGEST_MISMATCH', `the uploaded data has sha256 ${sha256}, the metadata said ${record.intent.sha256}; nothing was published`);
+    }
+    if (length === 0) await (await this.#store.openData(id)).close();
+    let publishing: UploadRecord = { ...record, offset: length, state: 'publishing' };
+    await this.#store.put(publishing);
+    let result;
+    let folder;
+    try {
+      folder = await checkTargetFolder(this.#o.storage, record.intent.folder, this.#o.dotfiles);
+      const name = record.intent.filename ?? id;
+      checkName(name, this.#o.dotfiles);
+      const real = await ensureTargetFolder(this.#o.storage, folder);
+      const target = folder;
+      result = await publishFile(data, real, name, this.#o.onConflict, {
+        beforeAttempt: async (candidate) => {
+          publishing = { ...publishing, target: childPath(target, candidate).relative };
+          await this.#store.put(publishing);
+        },
+      });
+    } catch (err) {
+      const mapped = mapWriteError(err);
+      if (isFerryError(mapped) && mapped.statusCode < 500) {
+        await this.#fail(record, mapped.message);
+      } else {
+        // Transient (disk full, I/O): stays `publishing`; a later request or restart retries.
+        log.warn({ event: 'publish-retry', err: mapped }, 'publishing the upload failed; it will be retried');
+      }
+      throw mapped;
+    }
+    const rel = childPath(folder, result.name);
+    try {
+      const st = await this.#o.storage.stat(rel);
+      await recordDigests(this.#o.meta, rel.relative, st, sha256, crc32);
+    } catch (err) {
+      log.warn({ err }, 'could not record the digests of the uploaded file');
+    }
+    const done: UploadRecord = { ...publishing, state: 'done', target: rel.relative };
+    await this.#store.put(done);
+    this.#store.setDigest(id, undefined);
+    this.#cleanEnds.delete(id);
+    this.#event(done, 'finished', { bytes: length, target: rel.relative, sha256, replaced: result.replaced, durationMs: this.#now() - record.createdAt });
+    return done;
+  }
+
+  /** A crash between link(2) and the record update: find where the data went. */
+  async #recoverPublish(record: UploadRecord): Promise<UploadRecord | undefined> {
+    const data = this.#store.dataPath(record.id);
+    const dataStat = await fsStat(data).catch(() => undefined);
+    const local = this.#o.storage.localPath?.bind(this.#o.storage);
+    if (local === undefined || record.target === undefined) return undefined;
+    const folder = await checkTargetFolder(this.#o.storage, record.intent.folder, this.#o.dotfiles).catch(() => undefined);
+    if (folder === undefined) return undefined;
+    const name = record.intent.filename ?? record.id;
+    const base = record.target.split('/').pop()!;
+    let published: string | undefined;
+    if (dataStat === undefined) {
+      // The data file is gone: it was renamed/linked then unlinked; the target holds it.
+      if (await nameExists(local(folder), base)) published = base;
+    } else if (dataStat.nlink > 1) {
+      for (let n = 0; n < 10_000; n++) {
+        const candidate = conflictName(name, n);
+        const st = await lstat(path.join(local(folder), candidate)).catch(() => undefined);
+        if (st === undefined) break;
+        if (st.ino === dataStat.ino && st.dev === dataStat.dev) { published = candidate; break; }
+      }
+      if (published !== undefined) await unlink(data).catch(() => {});
+    }
+    if (published === undefined) return undefined;
+    const done: UploadRecord = { ...record, state: 'done', offset: record.length ?? record.offset, target: childPath(folder, published).relative };
+    await this.#store.put(done);
+    this.#event(done, 'finished', { bytes: done.offset, target: done.target, recovered: true });
+    return done;
+  }
+
+  async #fail(record: UploadRecord, reason: string): Promise<void> {
+    await this.#store.removeData(record.id).catch(() => {});
+    await this.#store.put({ ...record, state: 'failed', reason });
+    this.#cleanEnds.delete(record.id);
+    this.#event(record, 'failed', { reason });
+  }
+
+  /**
+   * Concatenation: the first partial's data file becomes the final's by rename (no copy); the
+   * others are appended with bounded buffers, each step fsynced and recorded, so a crash resumes
+   * the assembly where it stopped. Then the final is published like any upload and the partial
+   * uploads are consumed.
+   */
+  async #assemble(finalId: string): Promise<UploadRecord> {
+    const lock = await this.#o.locker.acquire(finalId, { waitMs: this.#o.lockWaitMs, polite: true });
+    try {
+      let record = await this.#store.get(finalId);
+      if (record === undefined) throw notFound(finalId);
+      if (record.state === 'done' || isGone(record)) return record;
+      if (record.state === 'publishing') return await this.#finalize(record);
+      const ids = record.parts ?? [];
+      const parts: UploadRecord[] = [];
+      let allComplete = true;
+      let aliveUntil = record.expiresAt;
+      for (const id of ids) {
+        const part = await this.#store.get(id);
+        if (part === undefined || isGone(part) || (record.state === 'waiting' && isExpired(part, this.#now()))) {
+          await this.#fail(record, `partial upload ${id} is gone`);
+          throw new FerryError('FERRY_ERR_UPLOAD_GONE', `partial upload ${id} is gone`);
+        }
+        if (part.offset !== part.length) allComplete = false;
+        aliveUntil = Math.max(aliveUntil, part.expiresAt);
+        parts.push(part);
+      }
+      if (!allComplete && record.state === 'waiting') {
+        // concatenation-unfinished: the final lives as long as its partial uploads do.
+        if (aliveUntil !== record.expiresAt) { record = { ...record, expiresAt: aliveUntil }; await this.#store.put(record); }
+        return record;
+      }
+      const assembly = record.assembly ?? { part: 0, bytes: 0 };
+      record = { ...record, state: 'assembling', assembly };
+      await this.#store.put(record);
+      const finalData = this.#store.dataPath(finalId);
+      let running: RunningDigest | undefined = assembly.part === 0 ? undefined : this.#store.digest(finalId)?.offset === assembly.bytes ? this.#store.digest(finalId)!.fork() : undefined;
+      let bytes = assembly.bytes;
+      for (let k = assembly.part; k < parts.length; k++) {
+        const part = parts[k]!;
+        const partLength = part.length ?? 0;
+        const partLock: UploadLock = await this.#o.locker.acquire(part.id, { waitMs: this.#o.lockWaitMs });
+        try {
+          if (k === 0) {
+            await this.#adoptFirstPart(part.id, finalData);
+            const d = this.#store.digest(part.id);
+            running = d?.offset === partLength ? d.fork() : undefined;
+          } else {
+            await this.#appendPart(part.id, partLength, finalData, bytes, running);
+          }
+        } catch (err) {
+          throw mapWriteError(err);
+        } finally {
+          await partLock.release();
+        }
+        bytes += partLength;
+        record = { ...record, assembly: { part: k + 1, bytes } };
+        await this.#store.put(record);
+        this.#store.setDigest(finalId, running?.snapshot());
+      }
+      record = { ...record, offset: bytes, state: 'publishing' };
+      await this.#store.put(record);
+      const done = await this.#finalize(record);
+      for (const part of parts) {
+        await this.#store.removeData(part.id).catch(() => {});
+        await this.#store.put({ ...part, state: 'consumed' });
+      }
+      return done;
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** Moves the first partial's data file to become the final's (idempotent after a crash). */
+  async #adoptFirstPart(partId: string, finalData: string): Promise<void> {
+    try {
+      await rename(this.#store.dataPath(partId), finalData);
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+      // Already moved by an earlier attempt, or an empty partial that never got a data file.
+      const fh = await this.#store.openData(path.basename(finalData, '.part'));
+      await fh.close();
+    }
+  }
+
+  async #appendPart(partId: string, partLength: number, finalData: string, position: number, running: RunningDigest | undefined): Promise<void> {
+    const fh = await this.#store.openData(path.basename(finalData, '.part'));
+    try {
+      await fh.truncate(position);
+      if (partLength === 0) return;
+      const source = createReadStream(this.#store.dataPath(partId), { start: 0, end: partLength - 1, highWaterMark: 1024 * 1024 });
+      const result = await ingestBody({
+        file: fh, position, maxBytes: partLength, body: source, signal: new AbortController().signal,
+        tooLarge: () => new FerryError('FERRY_ERR_INTERNAL', 'partial upload grew during assembly'),
+        observe: (chunk) => running?.update(chunk),
+      });
+      source.destroy();
+      if (!result.complete || result.bytesWritten !== partLength) throw result.error ?? new Error(`partial upload ${partId} is shorter than its length`);
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  // --- DELETE ----------------------------------------------------------------
+
+  /** §Termination: frees the upload; later requests get 410. A final takes its partials with it. */
+  async terminate(id: string): Promise<void> {
+    const early = await this.#store.get(id);
+    if (early === undefined) throw notFound(id);
+    checkAlive(early, this.#now());
+    const lock = await this.#o.locker.acquire(id, { waitMs: this.#o.lockWaitMs });
+    try {
+      const record = await this.#store.get(id);
+      if (record === undefined) throw notFound(id);
+      if (isGone(record)) checkAlive(record, this.#now());
+      await this.#store.removeData(id);
+      await this.#store.put({ ...record, state: 'terminated' });
+      this.#cleanEnds.delete(id);
+      for (const partId of record.parts ?? []) {
+        const part = await this.#store.get(partId);
+        await this.#store.removeData(partId);
+        if (part !== undefined && !isGone(part)) await this.#store.put({ ...part, state: 'terminated' });
+      }
+      this.#event(record, 'terminated', {});
+    } finally {
+      await lock.release();
+    }
+  }
+
+  // --- hygiene ---------------------------------------------------------------
+
+  /**
+   * Removes expired unfinished uploads (their data, and a tombstone so they answer 410), and
+   * data files nobody owns. Uploads being written are skipped: the writer holds the lock.
+   */
+  async sweep(activeTempFiles: ReadonlySet<string>): Promise<{ expired: number; orphans: number }> {
+    const now = this.#now();
+    let expired = 0;
+    const live = new Set<string>();
+    for await (const record of this.#store.all()) {
+      if (isExpired(record, now)) {
+        if (await this.#expire(record.id)) { expired++; continue; }
+      }
+      if (!isGone(record) && record.state !== 'done') live.add(record.id);
+    }
+    let orphans = 0;
+    for (const name of await readdir(this.#store.dir).catch(() => [] as string[])) {
+      const file = path.join(this.#store.dir, name);
+      const m = /^([A-Za-z0-9_-]{22})\.part$/.exec(name);
+      if (m !== null) {
+        if (!live.has(m[1]!) && (await this.#removeOrphan(m[1]!))) orphans++;
+      } else if (/^put-[0-9a-f]+\.tmp$/.test(name) && !activeTempFiles.has(file)) {
+        await unlink(file).catch(() => {});
+        orphans++;
+      }
+    }
+    return { expired, orphans };
+  }
+
+  /** A data file whose upload is gone or finished (checked again under the lock: it may be new). */
+  async #removeOrphan(id: string): Promise<boolean> {
+    let lock: UploadLock;
+    try {
+      lock = await this.#o.locker.acquire(id, { waitMs: 0, polite: true });
+    } catch {
+      return false;
+    }
+    try {
+      const record = await this.#store.get(id);
+      if (record !== undefined && !isGone(record) && record.state !== 'done') return false;
+      // A final upload that took a partial's data keeps it under its own id; a done partial has none.
+      await unlink(this.#store.dataPath(id)).catch(() => {});
+      return true;
+    } finally {
+      await lock.release();
+    }
+  }
+
+  async #expire(id: string): Promise<boolean> {
+    let lock: UploadLock;
+    try {
+      lock = await this.#o.locker.acquire(id, { waitMs: 0, polite: true });
+    } catch {
+      return false;
+    }
+    try {
+      const record = await this.#store.get(id);
+      if (record === undefined || !isExpired(record, this.#now())) return false;
+      if (record.concat === 'final' && record.state === 'waiting') {
+        // Lives as long as its partial uploads: re-check them.
+        let until = record.expiresAt;
+        for (const partId of record.parts ?? []) {
+          const part = await this.#store.get(partId);
+          if (part !== undefined && !isGone(part)) until = Math.max(until, part.expiresAt);
+        }
+        if (until > this.#now()) { await this.#store.put({ ...record, expiresAt: until }); return false; }
+        for (const partId of record.parts ?? []) await this.#store.releasePartial(partId);
+      }
+      await this.#store.removeData(id);
+      await this.#store.put({ ...record, state: 'expired' });
+      this.#cleanEnds.delete(id);
+      this.#event(record, 'expired', { offset: record.offset });
+      return true;
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** After a restart: finish what was complete but not yet published, resume assemblies. */
+  async recover(): Promise<void> {
+    for await (const record of this.#store.all()) {
+      if (record.state === 'assembling' || (record.state === 'publishing' && record.concat === 'final')) {
+        await this.#assemble(record.id).catch((err: unknown) => { this.#log(record).warn({ err }, 'could not resume the assembly of a final upload'); });
+      } else if (record.concat === null && (record.state === 'publishing' || (record.state === 'receiving' && record.length !== null && record.offset === record.length))) {
+        await this.#finishLockedFromScratch(record.id).catch((err: unknown) => { this.#log(record).warn({ err }, 'could not finish an upload after a restart'); });
+      }
+    }
+  }
+
+  #inBackground(work: Promise<unknown>): void {
+    const p = work.catch((err: unknown) => { this.#o.logger.warn({ err }, 'background upload work failed'); });
+    this.#background.add(p);
+    void p.finally(() => { this.#background.delete(p); });
+  }
+
+  /** Waits for background work (assembly, recovery) to settle. */
+  async drain(): Promise<void> {
+    while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
+  }
+
+  #log(record: UploadRecord): UploadLogger {
+    return this.#o.logger.child({ uploadId: record.id });
+  }
+
+  #event(record: UploadRecord, kind: UploadEvent['kind'], fields: Record<string, unknown>): void {
+    publish<UploadEvent>(channels.upload, { kind, protocol: 'tus' });
+    const log = this.#log(record);
+    const msg = `upload ${kind}`;
+    if (kind === 'failed') log.warn({ event: kind, ...fields }, msg);
+    else log.info({ event: kind, ...fields }, msg);
+  }
+}
+
+function trailerChecksum(trailers: HeaderBag): UploadChecksum | undefined {
+  return parseUploadChecksum(header(trailers, 'upload-checksum'));
+}
+
+function compactIntent(intent: CreationPlan['intent']): UploadRecord['intent'] {
+  return {
+    folder: intent.folder,
+    ...(intent.filename === undefined ? {} : { filename: intent.filename }),
+    ...(intent.sha256 === undefined ? {} : { sha256: intent.sha256 }),
+  };
+}

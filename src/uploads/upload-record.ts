@@ -1,0 +1,66 @@
+/**
+ * The persisted state of one tus upload (MetaStore namespace `tus-uploads`). The acknowledged
+ * offset lives here, apart from the data file's size: bytes past `offset` in the data file were
+ * never acknowledged and are cut off before the next write (crash safety, issue 4 §2).
+ */
+
+export const UPLOAD_NAMESPACE = 'tus-uploads';
+
+/**
+ * - `receiving`: accepting PATCHes (also partial uploads).
+ * - `waiting`: a final upload whose partials are not all complete (concatenation-unfinished).
+ * - `assembling`: a final upload being concatenated.
+ * - `publishing`: complete; being moved to its target.
+ * - `done`: published (`target`), or a complete partial upload.
+ * - tombstones answered 410: `terminated`, `expired`, `failed`, `consumed` (a partial that a
+ *   final upload has taken in).
+ */
+export type UploadState = 'receiving' | 'waiting' | 'assembling' | 'publishing' | 'done' | 'terminated' | 'expired' | 'failed' | 'consumed';
+
+export const GONE_STATES: ReadonlySet<UploadState> = new Set(['terminated', 'expired', 'failed', 'consumed']);
+
+export interface UploadIntentRecord {
+  readonly filename?: string;
+  readonly folder: string;
+  readonly sha256?: string;
+}
+
+export interface UploadRecord {
+  readonly id: string;
+  readonly createdAt: number;
+  /** Epoch ms after which an unfinished upload is removed (refreshed by each PATCH). */
+  readonly expiresAt: number;
+  /** null while the length is deferred (creation-defer-length). */
+  readonly length: number | null;
+  /** Acknowledged, durable offset. */
+  readonly offset: number;
+  /** Upload-Metadata exactly as received (echoed by HEAD), or null. */
+  readonly metadata: string | null;
+  readonly intent: UploadIntentRecord;
+  readonly concat: 'partial' | 'final' | null;
+  /** Upload-Concat exactly as received (echoed by HEAD). */
+  readonly concatHeader?: string;
+  /** Final upload: its partial uploads' ids, in order. */
+  readonly parts?: readonly string[];
+  /** Partial upload: the final upload that takes it in. */
+  readonly finalId?: string;
+  /** Final upload: parts already in the data file, and its size after them. */
+  readonly assembly?: { readonly part: number; readonly bytes: number };
+  readonly state: UploadState;
+  /** Published path relative to the root (once `publishing` or `done`). */
+  readonly target?: string;
+  /** Why a `failed` upload failed (safe for clients). */
+  readonly reason?: string;
+}
+
+/** Tombstones and finished records are kept this long so that clients get 410 / a complete offset. */
+export const TOMBSTONE_TTL_MS = 7 * 24 * 3600 * 1000;
+
+export function isGone(record: UploadRecord): boolean {
+  return GONE_STATES.has(record.state);
+}
+
+/** Unfinished and past its expiry (done uploads and tombstones never expire this way). */
+export function isExpired(record: UploadRecord, nowMs: number): boolean {
+  return (record.state === 'receiving' || record.state === 'waiting') && record.expiresAt <= nowMs;
+}
