@@ -83,6 +83,20 @@ export async function createFerryServer(config: FerryConfig, options: CreateServ
         keepAliveTimeout: config.keepAliveTimeout,
         connectionsCheckingInterval: Math.min(1000, config.headersTimeout),
       }, handler);
+      // RFC 9110 §10.1.1: a client that sends `Expect: 100-continue` waits before the body.
+      // A body that is already over --max-upload-size by its Content-Length is refused with
+      // 413 instead of being invited; everything else gets its 100 and is routed as usual.
+      server.on('checkContinue', (req, res) => {
+        const declared = Number(req.headers['content-length']);
+        if (config.maxUploadSize !== undefined && Number.isFinite(declared) && declared > config.maxUploadSize) {
+          const problem = toProblem(new FerryError('FERRY_ERR_UPLOAD_TOO_LARGE', `Upload of ${declared} bytes is larger than the limit of ${config.maxUploadSize} bytes`, { extra: { limit: config.maxUploadSize } }));
+          res.writeHead(413, { 'content-type': 'application/problem+json; charset=utf-8', connection: 'close' });
+          res.end(JSON.stringify(problem.body));
+          return;
+        }
+        res.writeContinue();
+        handler(req, res);
+      });
       server.setTimeout(config.sendTimeout, (socket) => {
         logger.info({ event: 'send-timeout', remoteAddress: socket.remoteAddress }, 'connection made no progress; closed');
         socket.destroy();

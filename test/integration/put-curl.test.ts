@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
+import { request } from 'node:http';
 import { createHash } from 'node:crypto';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
@@ -14,6 +15,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { CHANNEL_NAMES, type UploadEvent } from '../../src/core/channels.ts';
 import { makeTempDir } from '../helpers/temp-dir.ts';
+import { startServer } from '../helpers/start-server.ts';
 import { sha256File, writeSeededFile } from '../helpers/files.ts';
 import { AUTH, WRITE_TOKEN, bytes, rawRequest, startUploadServer } from './uploads-kit.ts';
 
@@ -159,4 +161,18 @@ test('a client that goes away mid-body: nothing published, the temp file removed
   assert.deepEqual(await leftovers(s.stateDir), []);
   await assert.rejects(stat(path.join(s.root, 'slow.bin')), /ENOENT/);
   assert.ok(s.logs.some((l) => l.upload === 'put' && l.event === 'failed'));
+});
+
+test('Expect: 100-continue with a Content-Length over --max-upload-size: 413 instead of 100, no body sent', async (t) => {
+  const s = await startServer({ options: { maxUploadSize: '1k' } });
+  t.after(() => s.close());
+  const result = await new Promise<{ status: number; continued: boolean }>((resolve, reject) => {
+    let continued = false;
+    const req = request(`${s.url}/files/too-big.bin`, { method: 'PUT', headers: { expect: '100-continue', 'content-length': '4096' } });
+    req.on('continue', () => { continued = true; req.end(Buffer.alloc(4096)); });
+    req.on('response', (res) => { res.resume(); resolve({ status: res.statusCode ?? 0, continued }); });
+    req.on('error', reject);
+    req.flushHeaders();
+  });
+  assert.deepEqual(result, { status: 413, continued: false });
 });
