@@ -13,6 +13,7 @@
  * Goal (issue 6): ferry ≥ 1.0× aria2c throughput. Every output is checked for size, and the
  * first one of each client for its sha-256.
  */
+import { median } from './lib.ts';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
@@ -67,11 +68,6 @@ async function timed(argv: string[], scratch: string): Promise<Sample> {
   return { wallS, cpuS: (user ?? 0) + (sys ?? 0) };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 const scratch = await mkdtemp(path.join(BASE_DIR, 'ferry-bench-get-'));
 const root = path.join(scratch, 'root');

@@ -12,10 +12,9 @@
  *
  * Runs alternate (A B A B …) and report medians, so drift on a shared machine hits both.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { median, spawnServerProcess } from './lib.ts';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, open, rm } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -32,26 +31,8 @@ const ROUNDS = Number(process.env.FERRY_BENCH_ROUNDS ?? 3);
 interface Server { url: string; child: ChildProcess; stop(): Promise<void> }
 
 async function startServer(root: string, stateDir: string, flags: string[]): Promise<Server> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--host', '127.0.0.1', '--root', root, '--state-dir', stateDir, '--log-level', 'info', '--compress', 'off', ...flags], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FERRY_'))),
-  });
-  const rl = createInterface({ input: child.stdout! });
-  const url = await new Promise<string>((resolve, reject) => {
-    rl.on('line', (line) => {
-      try {
-        const rec = JSON.parse(line) as { url?: string };
-        if (typeof rec.url === 'string') resolve(rec.url);
-      } catch { /* not JSON */ }
-    });
-    child.once('exit', (code) => reject(new Error(`server exited (${code})`)));
-  });
-  return {
-    url, child,
-    async stop() {
-      if (child.exitCode === null) { child.kill('SIGKILL'); await once(child, 'exit'); }
-    },
-  };
+  const server = await spawnServerProcess([CLI, 'serve', '--port', '0', '--host', '127.0.0.1', '--root', root, '--state-dir', stateDir, '--log-level', 'info', '--compress', 'off', ...flags]);
+  return { url: server.url, child: server.child, stop: () => server.stop('SIGKILL') };
 }
 
 /** curl's view: bytes and seconds of one download. */
@@ -61,11 +42,6 @@ async function curl(url: string): Promise<{ bytes: number; seconds: number }> {
   return { bytes, seconds };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 const fmtRate = (bps: number): string => `${(bps / MiB).toFixed(bps >= 100 * MiB ? 0 : 1)} MiB/s`;
 

@@ -14,6 +14,7 @@
  * folder with the 1 GiB file), FERRY_BENCH_SECONDS (range test duration, default 8),
  * FERRY_BENCH_REPS (stream repetitions, default 3), FERRY_BENCH_ONLY (comma list of servers).
  */
+import { median } from './lib.ts';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
@@ -153,7 +154,9 @@ async function startNginx(root: string, work: string): Promise<Server> {
   const prefix = path.join(work, 'nginx');
   await mkdir(prefix, { recursive: true });
   const conf = path.join(prefix, 'nginx.conf');
+  // Workers run as `user` (root here): the default, nobody, cannot read a 0700 mkdtemp folder.
   await writeFile(conf, `
+user root;
 worker_processes 1;
 daemon off;
 pid ${prefix}/nginx.pid;
@@ -254,10 +257,6 @@ async function measureStalled(server: Server): Promise<{ perClient: number; marg
   }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? Number.NaN : s[Math.floor(s.length / 2)]!;
-}
 
 function fmt(n: number | undefined, digits = 1): string {
   return n === undefined || Number.isNaN(n) ? '—' : n.toFixed(digits);

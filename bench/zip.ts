@@ -18,13 +18,13 @@
  *
  * The server runs as a child process (this file with --serve), so its CPU and RSS are its own.
  */
+import { spawnServerProcess } from './lib.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createInterface } from 'node:readline';
 import os from 'node:os';
 import path from 'node:path';
 import { parseSize, formatBytes } from '../src/core/units.ts';
@@ -63,24 +63,8 @@ async function serveChild(): Promise<void> {
 interface Server { url: string; child: ChildProcess; stop(): Promise<void> }
 
 async function startServer(root: string, stateDir: string): Promise<Server> {
-  const child = spawn(process.execPath, [SELF, '--serve', '--root', root, '--state', stateDir, '--verify-crc', option('verify-crc', 'FERRY_BENCH_ZIP_VERIFY', 'first')], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FERRY_'))),
-  });
-  const rl = createInterface({ input: child.stdout! });
-  const url = await new Promise<string>((resolve, reject) => {
-    rl.on('line', (line) => {
-      try {
-        const rec = JSON.parse(line) as { url?: string };
-        if (typeof rec.url === 'string') resolve(rec.url);
-      } catch { /* log line */ }
-    });
-    child.once('exit', (code) => reject(new Error(`server exited (${code})`)));
-  });
-  return {
-    url, child,
-    async stop() { if (child.exitCode === null) { child.kill('SIGTERM'); await once(child, 'exit'); } },
-  };
+  const server = await spawnServerProcess([SELF, '--serve', '--root', root, '--state', stateDir, '--verify-crc', option('verify-crc', 'FERRY_BENCH_ZIP_VERIFY', 'first')]);
+  return { url: server.url, child: server.child, stop: () => server.stop() };
 }
 
 // --- fixtures ------------------------------------------------------------------
