@@ -110,6 +110,25 @@ export function extractHeaders(argv: readonly string[]): { rest: string[]; heade
   return { rest, headers };
 }
 
+/**
+ * The start every client command shares: `-H` headers out, flags parsed, `--help` printed.
+ * Returns the exit code when the command is already done (usage error or help).
+ */
+export function parseClientArgs(command: string, schema: Schema, argv: readonly string[], help: () => string): number | { flags: ReturnType<typeof parseFlags>; headers: [string, string][] } {
+  try {
+    const extracted = extractHeaders(argv);
+    const flags = parseFlags(schema, extracted.rest);
+    if (flags.help) {
+      process.stdout.write(`${help()}\n`);
+      return EXIT_CODES.ok;
+    }
+    return { flags, headers: extracted.headers };
+  } catch (err) {
+    process.stderr.write(`${command}: ${(err as Error).message}\n`);
+    return EXIT_CODES.usage;
+  }
+}
+
 /** The file name `ferry get` saves to when -o is not given: the URL's last path segment. */
 export function defaultOutputName(url: string): string {
   let name: string;
@@ -243,20 +262,9 @@ ${EXIT_CODES_HELP}`);
 
 /** `ferry get …` → exit code. */
 export async function runGet(argv: string[]): Promise<number> {
-  let flags;
-  let headers: [string, string][];
-  try {
-    const extracted = extractHeaders(argv);
-    headers = extracted.headers;
-    flags = parseFlags(GET_OPTIONS, extracted.rest);
-  } catch (err) {
-    process.stderr.write(`ferry get: ${(err as Error).message}\n`);
-    return EXIT_CODES.usage;
-  }
-  if (flags.help) {
-    process.stdout.write(`${getHelp()}\n`);
-    return EXIT_CODES.ok;
-  }
+  const parsed = parseClientArgs('ferry get', GET_OPTIONS, argv, getHelp);
+  if (typeof parsed === 'number') return parsed;
+  const { flags, headers } = parsed;
   const v = flags.values as { output?: string; segments?: number; minSegmentSize?: number; sha256?: string; noRestart?: boolean; keepPart?: boolean; maxRedirects?: number; fsync?: boolean; limitRate?: number; retries?: number; timeout?: number; connectTimeout?: number; quiet?: boolean; json?: boolean };
   const reporter = createReporter({ command: 'ferry get', quiet: v.quiet === true, json: v.json === true, stream: process.stderr });
   if (flags.positionals.length !== 1) {

@@ -5,9 +5,9 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { formatHelp, OptionError, parseFlags, type Schema } from '../config/index.ts';
+import { formatHelp, OptionError, type Schema } from '../config/index.ts';
 import { upload, MAX_PARALLEL } from '../download/index.ts';
-import { COMMON_CLIENT_OPTIONS, createReporter, EXIT_CODES, EXIT_CODES_HELP, extractHeaders, withInterrupts } from './get.ts';
+import { COMMON_CLIENT_OPTIONS, createReporter, EXIT_CODES, EXIT_CODES_HELP, parseClientArgs, withInterrupts } from './get.ts';
 
 /** Where resume states live unless --state-dir says otherwise (XDG base directory spec). */
 export function defaultUploadStateDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -42,20 +42,9 @@ ${EXIT_CODES_HELP}`);
 
 /** `ferry put …` → exit code. */
 export async function runPut(argv: string[]): Promise<number> {
-  let flags;
-  let headers: [string, string][];
-  try {
-    const extracted = extractHeaders(argv);
-    headers = extracted.headers;
-    flags = parseFlags(PUT_OPTIONS, extracted.rest);
-  } catch (err) {
-    process.stderr.write(`ferry put: ${(err as Error).message}\n`);
-    return EXIT_CODES.usage;
-  }
-  if (flags.help) {
-    process.stdout.write(`${putHelp()}\n`);
-    return EXIT_CODES.ok;
-  }
+  const parsed = parseClientArgs('ferry put', PUT_OPTIONS, argv, putHelp);
+  if (typeof parsed === 'number') return parsed;
+  const { flags, headers } = parsed;
   const v = flags.values as { path?: string; name?: string; parallel?: number; chunkSize?: number; checksum?: 'auto' | 'sha256' | 'sha1' | 'none'; sha256?: string; stateDir?: string; limitRate?: number; retries?: number; timeout?: number; connectTimeout?: number; quiet?: boolean; json?: boolean };
   const reporter = createReporter({ command: 'ferry put', quiet: v.quiet === true, json: v.json === true, stream: process.stderr });
   if (flags.positionals.length !== 2) {

@@ -10,6 +10,7 @@ export {
 } from './etag.ts';
 export {
   evaluatePreconditions, evaluateIfRange, checkIfMatch, checkIfUnmodifiedSince, checkIfNoneMatch, checkIfModifiedSince,
+  headerValue, conditionalHeadersFrom, type IncomingHeaders,
   type ConditionalHeaders, type Validators, type PreconditionResult, type ConditionResult,
 } from './preconditions.ts';
 export {

@@ -100,6 +100,24 @@ export function checkIfModifiedSince(method: string, value: string | undefined, 
  * 4. Else (GET/HEAD) If-Modified-Since present: false → 304.
  * Step 5 (If-Range) decides whether Range is honoured: see `evaluateIfRange`.
  */
+/** Node's header bag: a repeated header arrives as a list. */
+export type IncomingHeaders = Readonly<Record<string, string | string[] | undefined>>;
+
+/** One header's value; a repeated header is combined with ", " (RFC 9110 §5.3). */
+export function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+/** The four §13.2.2 request preconditions (If-Range is evaluated with the range). */
+export function conditionalHeadersFrom(h: IncomingHeaders): ConditionalHeaders {
+  return {
+    ifMatch: headerValue(h['if-match']),
+    ifNoneMatch: headerValue(h['if-none-match']),
+    ifModifiedSince: headerValue(h['if-modified-since']),
+    ifUnmodifiedSince: headerValue(h['if-unmodified-since']),
+  };
+}
+
 export function evaluatePreconditions(method: string, headers: ConditionalHeaders, v: Validators): PreconditionResult {
   // Step 1.
   const ifMatch = checkIfMatch(headers.ifMatch, v);

@@ -12,7 +12,7 @@ import { pipeline, type Transform } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import mime from 'mime-types';
 import {
-  evaluatePreconditions, evaluateIfRange, planRanges, planMultipartByteranges, formatContentRange,
+  evaluatePreconditions, conditionalHeadersFrom, headerValue, evaluateIfRange, planRanges, planMultipartByteranges, formatContentRange,
   formatContentDisposition, formatHttpDate, formatDigestField, wantsSha256,
   type ContentCoding, type RangePlan, type Validators,
 } from '../http/index.ts';
@@ -45,10 +45,6 @@ function contentTypeOf(name: string): string {
     if (contentTypes.size < 1000) contentTypes.set(ext, type);
   }
   return type;
-}
-
-function single(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(', ') : value;
 }
 
 export function registerFilesRoutes(app: FastifyInstance, deps: ServeDeps, watchdog: ProgressWatchdog): void {
@@ -90,13 +86,13 @@ async function serveFile(request: FastifyRequest, reply: FastifyReply, deps: Ser
   try {
     const name = path.segments.at(-1)!;
     const contentType = contentTypeOf(name);
-    const rangeHeader = single(h.range);
-    const wantRepr = wantsSha256(single(h['want-repr-digest']));
-    const wantContent = method === 'GET' && wantsSha256(single(h['want-content-digest']));
+    const rangeHeader = headerValue(h.range);
+    const wantRepr = wantsSha256(headerValue(h['want-repr-digest']));
+    const wantContent = method === 'GET' && wantsSha256(headerValue(h['want-content-digest']));
 
     rep = await selectRepresentation({
       storage: deps.storage, path, reader, contentType,
-      acceptEncoding: single(h['accept-encoding']),
+      acceptEncoding: headerValue(h['accept-encoding']),
       hasRange: rangeHeader !== undefined,
       compress: deps.config.compress === 'on',
       digestWanted: wantRepr || wantContent,
@@ -113,12 +109,7 @@ async function serveFile(request: FastifyRequest, reply: FastifyReply, deps: Ser
     if (rep.varies) headers.vary = 'Accept-Encoding';
 
     // RFC 9110 §13.2.2 steps 1–4.
-    const pre = evaluatePreconditions(method, {
-      ifMatch: single(h['if-match']),
-      ifNoneMatch: single(h['if-none-match']),
-      ifModifiedSince: single(h['if-modified-since']),
-      ifUnmodifiedSince: single(h['if-unmodified-since']),
-    }, validators);
+    const pre = evaluatePreconditions(method, conditionalHeadersFrom(h), validators);
     if (pre.kind === 'precondition-failed') {
       throw new FerryError('FERRY_ERR_PRECONDITION_FAILED', `The ${pre.by} condition is false for the current representation`, { headers: { etag: rep.etag } });
     }
@@ -135,7 +126,7 @@ async function serveFile(request: FastifyRequest, reply: FastifyReply, deps: Ser
 
     // §13.2.2 step 5 and §14.2: only GET has range semantics; If-Range false → ignore Range.
     let plan: RangePlan = { kind: 'full', reason: 'absent' };
-    if (method === 'GET' && rangeHeader !== undefined && rep.coding === 'identity' && evaluateIfRange(single(h['if-range']), validators)) {
+    if (method === 'GET' && rangeHeader !== undefined && rep.coding === 'identity' && evaluateIfRange(headerValue(h['if-range']), validators)) {
       plan = planRanges(rangeHeader, rep.length!, { maxRanges: deps.config.maxRanges });
     }
     if (plan.kind === 'unsatisfiable') {

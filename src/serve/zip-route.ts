@@ -16,7 +16,7 @@ import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
-  evaluatePreconditions, evaluateIfRange, planRanges, planMultipartByteranges, formatContentRange,
+  evaluatePreconditions, conditionalHeadersFrom, headerValue, evaluateIfRange, planRanges, planMultipartByteranges, formatContentRange,
   formatContentDisposition, type RangePlan, type Validators, type ByteRange,
 } from '../http/index.ts';
 import {
@@ -69,10 +69,6 @@ interface MemberRef {
   readonly size: number;
   readonly mtimeNs: bigint;
   readonly ino: bigint;
-}
-
-function single(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(', ') : value;
 }
 
 /** Registers the zip routes. Called once by the composition root. */
@@ -406,12 +402,7 @@ async function serveZip(request: FastifyRequest, reply: FastifyReply, deps: ZipR
     const logBase = { entries: plan.entries.length, layout: plan.layout, archiveBytes: plan.totalBytes };
 
     // RFC 9110 §13.2.2 steps 1–4.
-    const pre = evaluatePreconditions(method, {
-      ifMatch: single(h['if-match']),
-      ifNoneMatch: single(h['if-none-match']),
-      ifModifiedSince: single(h['if-modified-since']),
-      ifUnmodifiedSince: single(h['if-unmodified-since']),
-    }, validators);
+    const pre = evaluatePreconditions(method, conditionalHeadersFrom(h), validators);
     if (pre.kind === 'precondition-failed') {
       throw new FerryError('FERRY_ERR_PRECONDITION_FAILED', `The ${pre.by} condition is false for this archive`, { headers: { etag: plan.etag } });
     }
@@ -424,9 +415,9 @@ async function serveZip(request: FastifyRequest, reply: FastifyReply, deps: ZipR
     }
 
     // §13.2.2 step 5 and §14.2: Range only on GET; If-Range false → the whole archive.
-    const rangeHeader = single(h.range);
+    const rangeHeader = headerValue(h.range);
     let rangePlan: RangePlan = { kind: 'full', reason: 'absent' };
-    if (method === 'GET' && rangeHeader !== undefined && evaluateIfRange(single(h['if-range']), validators)) {
+    if (method === 'GET' && rangeHeader !== undefined && evaluateIfRange(headerValue(h['if-range']), validators)) {
       rangePlan = planRanges(rangeHeader, plan.totalBytes, { maxRanges: deps.config.maxRanges });
     }
     if (rangePlan.kind === 'unsatisfiable') {
@@ -519,7 +510,7 @@ async function serveDeflated(request: FastifyRequest, reply: FastifyReply, deps:
   const headers: OutgoingHttpHeaders = { ...a.headers, 'accept-ranges': 'none', etag };
   const logBase = { entries: a.selection.members.length, layout: 'deflate' as const, archiveBytes: undefined, ranges: 0 };
   const h = request.headers;
-  const pre = evaluatePreconditions(a.method, { ifNoneMatch: single(h['if-none-match']), ifMatch: single(h['if-match']) }, { etag, lastModifiedMs: undefined });
+  const pre = evaluatePreconditions(a.method, { ifNoneMatch: headerValue(h['if-none-match']), ifMatch: headerValue(h['if-match']) }, { etag, lastModifiedMs: undefined });
   if (pre.kind === 'precondition-failed') throw new FerryError('FERRY_ERR_PRECONDITION_FAILED', `The ${pre.by} condition is false for this archive`, { headers: { etag } });
   if (pre.kind === 'not-modified') {
     reply.hijack();
