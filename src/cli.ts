@@ -13,6 +13,16 @@ Run "ferry <command> --help" for a command's options.`;
 
 type Command = (argv: string[]) => Promise<number>;
 
+// Node 22 flags node:sqlite (the embedded meta store) as experimental and says so on stderr at
+// every start, which would break the one-line error contract of a bad option. Node 24 no
+// longer warns. Only that one warning is dropped; commands load after this (dynamic imports).
+const emitWarning = process.emitWarning.bind(process);
+process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+  const text = typeof warning === 'string' ? warning : warning.message;
+  if (text.startsWith('SQLite is an experimental feature')) return;
+  (emitWarning as (w: string | Error, ...r: unknown[]) => void)(warning, ...rest);
+}) as typeof process.emitWarning;
+
 const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   serve: async () => (await import('./main.ts')).runServe,
   get: async () => (await import('./cli/get.ts')).runGet,

@@ -102,8 +102,10 @@ test('ferry serve exits 2 with one line on stderr for a bad option; --help exits
   assert.equal(unknown.status, 2);
 });
 
-test('an unreadable tokens file is an option error too: exit 2, one line', () => {
-  const r = spawnSync(process.execPath, [CLI, 'serve', '--port', '0', '--root', '/tmp', '--state-dir', '/tmp/ferry-state-exit2', '--tokens-file', '/nonexistent/tokens.json'], { encoding: 'utf8' });
+test('an unreadable tokens file is an option error too: exit 2, one line', async (t) => {
+  const tmp = await makeTempDir();
+  t.after(tmp.remove);
+  const r = spawnSync(process.execPath, [CLI, 'serve', '--port', '0', '--root', path.join(tmp.dir, 'files'), '--state-dir', path.join(tmp.dir, 'state'), '--tokens-file', '/nonexistent/tokens.json'], { encoding: 'utf8' });
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, /^ferry: invalid value for option --tokens-file/);
   assert.equal(r.stderr.trim().split('\n').length, 1);
