@@ -13,7 +13,7 @@
  * Goal (issue 6): ferry ≥ 1.0× aria2c throughput. Every output is checked for size, and the
  * first one of each client for its sha-256.
  */
-import { median } from './lib.ts';
+import { median, option } from './lib.ts';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
@@ -29,10 +29,6 @@ const run = promisify(execFile);
 const CLI = process.env.FERRY_BENCH_CLI ?? path.resolve(import.meta.dirname, '..', 'src', 'cli.ts');
 const TIME = '/usr/bin/time';
 
-function option(name: string, env: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return (i >= 0 ? process.argv[i + 1] : undefined) ?? process.env[env] ?? fallback;
-}
 
 const SIZE = parseSize(option('size', 'FERRY_BENCH_GET_SIZE', '1G')) ?? 1024 ** 3;
 const RUNS = Math.max(1, Number(option('runs', 'FERRY_BENCH_GET_RUNS', '3')));

@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import { parseSize } from '../src/core/units.ts';
 
 export interface ServerProcess {
   readonly url: string;
@@ -41,4 +42,18 @@ export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** `--name VALUE` on the command line, else the environment variable, else the fallback. */
+export function option(name: string, env: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return (i >= 0 ? process.argv[i + 1] : undefined) ?? process.env[env] ?? fallback;
+}
+
+/** A positive size option (`4G`, `512M`). */
+export function sizeOption(name: string, env: string, fallback: string): number {
+  const text = option(name, env, fallback);
+  const n = parseSize(text);
+  if (n === undefined || n <= 0) throw new Error(`--${name}: not a size: ${text}`);
+  return n;
 }

@@ -11,7 +11,7 @@
  *    100 GiB; the default is smaller so the bench fits a laptop disk; pass --rss-size 100G):
  *    the server's RSS sampled from /proc while the body streams. Goal: flat.
  */
-import { median, spawnServerProcess } from './lib.ts';
+import { median, option, sizeOption, spawnServerProcess } from './lib.ts';
 import { execFile, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
@@ -19,23 +19,13 @@ import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import os from 'node:os';
 import path from 'node:path';
-import { parseSize, formatBytes } from '../src/core/units.ts';
+import { formatBytes } from '../src/core/units.ts';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
 const CLI = path.resolve(import.meta.dirname, '..', 'src', 'cli.ts');
 const TOKEN = 'ferry-bench-upload-token';
 
-function option(name: string, env: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return (i >= 0 ? process.argv[i + 1] : undefined) ?? process.env[env] ?? fallback;
-}
-function sizeOption(name: string, env: string, fallback: string): number {
-  const text = option(name, env, fallback);
-  const n = parseSize(text);
-  if (n === undefined || n <= 0) throw new Error(`--${name}: not a size: ${text}`);
-  return n;
-}
 
 const SIZE = sizeOption('size', 'FERRY_BENCH_UPLOAD_SIZE', '4G');
 const RSS_SIZE = sizeOption('rss-size', 'FERRY_BENCH_RSS_SIZE', '8G');

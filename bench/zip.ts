@@ -16,9 +16,9 @@
  * 2. Server memory while a slow client (curl --limit-rate) streams a --rss-size archive made of
  *    sparse files: RSS of the server process sampled from /proc. Goal: flat.
  *
- * The server runs as a child process (this file with --serve), so its CPU and RSS are its own.
+ * The server runs as a child process (`ferry serve`), so its CPU and RSS are its own.
  */
-import { spawnServerProcess } from './lib.ts';
+import { option, sizeOption, spawnServerProcess } from './lib.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
@@ -27,43 +27,16 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseSize, formatBytes } from '../src/core/units.ts';
+import { formatBytes } from '../src/core/units.ts';
 
 const MiB = 1024 * 1024;
-const SELF = import.meta.filename;
+const CLI = path.resolve(import.meta.dirname, '..', 'src', 'cli.ts');
 
-function option(name: string, env: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return (i >= 0 ? process.argv[i + 1] : undefined) ?? process.env[env] ?? fallback;
-}
-function sizeOption(name: string, env: string, fallback: string): number {
-  const text = option(name, env, fallback);
-  const n = parseSize(text);
-  if (n === undefined || n <= 0) throw new Error(`--${name}: not a size: ${text}`);
-  return n;
-}
-
-// --- server child --------------------------------------------------------------
-
-async function serveChild(): Promise<void> {
-  const { createFerryServer } = await import('../src/server/index.ts');
-  const { loadConfig } = await import('../src/config/index.ts');
-  const { registerZipRoutes } = await import('../src/serve/zip-route.ts');
-  const root = option('root', 'X', '');
-  const stateDir = option('state', 'X', '');
-  const config = loadConfig({ env: {}, overrides: { host: '127.0.0.1', port: 0, root, stateDir, logLevel: 'warn', zipVerifyCrc: option('verify-crc', 'FERRY_BENCH_ZIP_VERIFY', 'first') } });
-  const server = await createFerryServer(config);
-  // Until the composition root registers the zip routes itself.
-  if (!server.app.hasRoute({ method: 'GET', url: '/zip/*' })) registerZipRoutes(server.app, { config, storage: server.storage, meta: server.meta });
-  const url = await server.listen();
-  process.stdout.write(`${JSON.stringify({ url })}\n`);
-  process.on('SIGTERM', () => { void server.close(0).then(() => process.exit(0)); });
-}
 
 interface Server { url: string; child: ChildProcess; stop(): Promise<void> }
 
 async function startServer(root: string, stateDir: string): Promise<Server> {
-  const server = await spawnServerProcess([SELF, '--serve', '--root', root, '--state', stateDir, '--verify-crc', option('verify-crc', 'FERRY_BENCH_ZIP_VERIFY', 'first')]);
+  const server = await spawnServerProcess([CLI, 'serve', '--port', '0', '--host', '127.0.0.1', '--root', root, '--state-dir', stateDir, '--zip-verify-crc', option('verify-crc', 'FERRY_BENCH_ZIP_VERIFY', 'first')]);
   return { url: server.url, child: server.child, stop: () => server.stop() };
 }
 
@@ -271,5 +244,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv.includes('--serve')) await serveChild();
-else await main();
+await main();
