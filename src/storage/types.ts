@@ -102,4 +102,21 @@ export interface Storage {
    * same filesystem). Does not check existence. Undefined for remote backends.
    */
   localPath?(path: SafePath): string;
+  /**
+   * Opens a folder to create files in, proven inside the root (missing folders created when
+   * `create`), for backends on a local filesystem. Entries are reached through the opened
+   * folder, never through its path again. Undefined for remote backends.
+   */
+  openFolder?(path: SafePath, options: { create: boolean; signal?: AbortSignal }): Promise<LocalFolderHandle>;
+}
+
+/** A folder opened for writing by a local backend (see Storage.openFolder). */
+export interface LocalFolderHandle {
+  readonly relative: string;
+  /** Where it was when verified (for logs only). */
+  readonly real: string;
+  /** A path that reaches `name` inside this very folder. */
+  entry(name: string): string;
+  sync(): Promise<void>;
+  close(): Promise<void>;
 }

@@ -3,22 +3,24 @@
  *
  * Target: the folder and name go through the same path jail as downloads: `parseDecodedPath`
  * (no `..`, `.`, NUL, backslashes), then the storage's half (symlinks resolving outside the
- * root, hidden names) via `storage.stat`; missing folders are created one segment at a time
- * below a folder that is already known to be inside the root.
+ * root, hidden names). The folder is opened by the storage backend and proven inside the root
+ * through its descriptor; missing folders are created one level at a time inside their
+ * verified parent; the file is linked or renamed into that very folder, never by path again.
  *
  * Publish: atomic. The finished data file is hard-linked under its name (`link(2)` fails with
  * EEXIST, so a file that appeared meanwhile is never clobbered), or renamed over the name when
  * overwriting is wanted. Either way a reader sees no file or the whole file. When the state dir
  * and the target are on different filesystems (EXDEV), the data is first copied to a hidden temp
- * file inside the target folder, made durable, and published from there.
+ * file inside the target folder (noted in a journal first, so a crash leaves nothing that a
+ * start-up sweep does not remove), made durable, and published from there.
  */
 import { constants as fsConstants } from 'node:fs';
-import { copyFile, link, lstat, mkdir, open, realpath, rename, unlink } from 'node:fs/promises';
-import path from 'node:path';
+import { copyFile, link, lstat, open, rename, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { FerryError, errnoCode } from '../core/errors.ts';
 import { parseDecodedPath, type SafePath } from '../core/safe-path.ts';
-import type { Storage } from '../storage/index.ts';
+import type { LocalFolderHandle, Storage } from '../storage/index.ts';
+import type { MetaStore } from '../meta/index.ts';
 import { conflictName } from './conflict-name.ts';
 
 export type ConflictPolicy = 'rename' | 'reject' | 'overwrite';
@@ -85,39 +87,40 @@ async function statOrMissing(storage: Storage, localPath: (p: SafePath) => strin
 }
 
 /**
- * Creates the folder (and missing parents) and returns its real path, proven inside the root.
+ * Opens the target folder for publishing, creating missing folders, proven inside the root:
+ * the storage backend opens each level through its parent's verified descriptor, so a folder
+ * swapped for a symlink meanwhile cannot redirect the write (docs/security.md). Close it after.
  */
-export async function ensureTargetFolder(storage: Storage, folder: SafePath): Promise<string> {
-  const localPath = requireLocal(storage);
-  const root = await realpath(localPath(parseDecodedPath('')));
-  for (let i = 1; i <= folder.segments.length; i++) {
-    const prefix = parseDecodedPath(folder.segments.slice(0, i).join('/'));
-    const st = await statOrMissing(storage, localPath, prefix);
-    if (st === 'file') throw new FerryError('FERRY_ERR_PATH_NOT_DIRECTORY', `"${prefix.relative}" is not a folder`);
-    if (st === 'missing') {
-      try {
-        await mkdir(localPath(prefix));
-      } catch (err) {
-        if (errnoCode(err) !== 'EEXIST') throw mapWriteError(err);
-      }
-      // Re-check through the jail: what now exists there must be a folder inside the root.
-      const again = await storage.stat(prefix);
-      if (again.type !== 'directory') throw new FerryError('FERRY_ERR_PATH_NOT_DIRECTORY', `"${prefix.relative}" is not a folder`);
-    }
+export async function ensureTargetFolder(storage: Storage, folder: SafePath, signal?: AbortSignal): Promise<LocalFolderHandle> {
+  if (storage.openFolder === undefined) throw new FerryError('FERRY_ERR_STORAGE_UNAVAILABLE', 'this storage backend does not accept uploads');
+  try {
+    return await storage.openFolder(folder, { create: true, ...(signal === undefined ? {} : { signal }) });
+  } catch (err) {
+    throw mapWriteError(err);
   }
-  const real = await realpath(localPath(folder));
-  if (real !== root && !real.startsWith(root + path.sep)) throw new FerryError('FERRY_ERR_PATH_NOT_FOUND', 'No such file or folder');
-  return real;
 }
 
 /** Does a name exist in the folder (any type, links not followed)? */
-export async function nameExists(folderReal: string, name: string): Promise<boolean> {
+export async function nameExists(folder: LocalFolderHandle, name: string): Promise<boolean> {
+  return (await existingType(folder.entry(name))) !== undefined;
+}
+
+/**
+ * Does anything at all stand at `folder/name` (links not followed, hidden or not)? False when
+ * the folder itself is missing. For prechecks only; publishing decides again.
+ */
+export async function entryExists(storage: Storage, folder: SafePath, name: string): Promise<boolean> {
+  if (storage.openFolder === undefined) return false;
+  let dir: LocalFolderHandle;
   try {
-    await lstat(path.join(folderReal, name));
-    return true;
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return false;
-    throw err;
+    dir = await storage.openFolder(folder, { create: false });
+  } catch {
+    return false;
+  }
+  try {
+    return await nameExists(dir, name);
+  } finally {
+    await dir.close();
   }
 }
 
@@ -133,43 +136,51 @@ export interface PublishResult {
 export interface PublishOptions {
   /** Called with each name before it is tried (crash recovery finds the file by it). */
   readonly beforeAttempt?: (name: string) => Promise<void>;
+  /**
+   * Where a cross-filesystem publish notes its temp file before creating it, so a start-up
+   * sweep can remove it after a crash (sweepPublishTemps). Without it, nothing is noted.
+   */
+  readonly journal?: MetaStore;
 }
 
 const MAX_RENAME_ATTEMPTS = 10_000;
 
 /**
- * Moves `source` (a complete, fsynced file) to `folderReal/name` atomically under `mode`:
- * - `overwrite`: rename over whatever file is there (never over a folder).
+ * Moves `source` (a complete, fsynced file) into `folder` as `name`, atomically, under `mode`:
+ * - `overwrite`: rename over whatever file is there (never over a folder or a symlink).
  * - `reject` / `no-clobber`: the name must be free, else 409 / 412.
  * - `rename`: first free of `name`, `name (1)`, `name (2)`, …
- * `source` is gone afterwards. The folder entry is fsynced.
+ * Every name is reached through the folder's verified descriptor. `source` is gone afterwards.
+ * The folder entry is fsynced.
  */
-export async function publishFile(source: string, folderReal: string, name: string, mode: PublishMode, options: PublishOptions = {}): Promise<PublishResult> {
+export async function publishFile(source: string, folder: LocalFolderHandle, name: string, mode: PublishMode, options: PublishOptions = {}): Promise<PublishResult> {
   let src = source;
-  let copied = false;
+  let temp: PublishTemp | undefined;
   try {
     for (let n = 0; n < MAX_RENAME_ATTEMPTS; n++) {
       const candidate = conflictName(name, n);
-      const dest = path.join(folderReal, candidate);
+      const dest = folder.entry(candidate);
       await options.beforeAttempt?.(candidate);
       try {
         if (mode === 'overwrite') {
           const existed = await existingType(dest);
           if (existed === 'directory') throw new FerryError('FERRY_ERR_UPLOAD_CONFLICT', `"${candidate}" is a folder`);
+          // A link (to anywhere, hidden by the jail or not) is never replaced by an upload.
+          if (existed === 'symlink') throw new FerryError('FERRY_ERR_UPLOAD_CONFLICT', `"${candidate}" is a symbolic link; uploads never replace links`);
           await rename(src, dest);
-          await fsyncDir(folderReal);
+          await folder.sync();
           return { name: candidate, replaced: existed === 'file' };
         }
         await link(src, dest);
         await unlink(src);
-        await fsyncDir(folderReal);
+        await folder.sync();
         return { name: candidate, replaced: false };
       } catch (err) {
         const code = errnoCode(err);
-        if (code === 'EXDEV' && !copied) {
+        if (code === 'EXDEV' && temp === undefined) {
           // Different filesystems: copy next to the target once, then publish from there.
-          src = await copyBeside(source, folderReal);
-          copied = true;
+          temp = await copyBeside(source, folder, options.journal);
+          src = temp.path;
           n--;
           continue;
         }
@@ -184,46 +195,112 @@ export async function publishFile(source: string, folderReal: string, name: stri
     }
     throw new FerryError('FERRY_ERR_UPLOAD_CONFLICT', `no free name found for "${name}"`);
   } finally {
-    if (copied) {
-      await unlink(src).catch(() => {});
+    if (temp !== undefined) {
+      await unlink(temp.path).catch(() => {});
       await unlink(source).catch(() => {});
+      await temp.forget();
     }
   }
 }
 
-async function existingType(p: string): Promise<'file' | 'directory' | undefined> {
+async function existingType(p: string): Promise<'file' | 'directory' | 'symlink' | undefined> {
   try {
     const st = await lstat(p);
-    return st.isDirectory() ? 'directory' : 'file';
+    return st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : 'file';
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return undefined;
     throw err;
   }
 }
 
-async function copyBeside(source: string, folderReal: string): Promise<string> {
-  const tmp = path.join(folderReal, `.ferry-upload-${randomBytes(8).toString('hex')}.tmp`);
-  // copyFile uses the kernel's copy (copy_file_range/sendfile; a reflink where supported).
-  await copyFile(source, tmp, fsConstants.COPYFILE_EXCL).catch((err: unknown) => { throw mapWriteError(err); });
-  const fh = await open(tmp, 'r+');
-  try {
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-  return tmp;
+/** Cross-filesystem temp files: where they are noted, and which this process is writing. */
+const PUBLISH_TEMP_NAMESPACE = 'publish-temp';
+const TEMP_NAME = /^\.ferry-upload-[0-9a-f]{16}\.tmp$/;
+const activePublishTemps = new Set<string>();
+/** A noted temp file older than this is removed even if its process id is alive again (reuse). */
+const PUBLISH_TEMP_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
+
+interface PublishTempNote {
+  /** Folder relative to the root. */
+  readonly folder: string;
+  readonly name: string;
+  readonly pid: number;
+  readonly createdAt: number;
 }
 
-/** Makes a rename/link in `dir` durable (the directory entry itself). */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
+interface PublishTemp {
+  readonly path: string;
+  forget(): Promise<void>;
+}
+
+async function copyBeside(source: string, folder: LocalFolderHandle, journal: MetaStore | undefined): Promise<PublishTemp> {
+  const name = `.ferry-upload-${randomBytes(8).toString('hex')}.tmp`;
+  const tmp = folder.entry(name);
+  // Noted before it exists: a crash at any point after this leaves a note the sweep acts on.
+  const note: PublishTempNote = { folder: folder.relative, name, pid: process.pid, createdAt: Date.now() };
+  await journal?.set(PUBLISH_TEMP_NAMESPACE, name, note);
+  activePublishTemps.add(name);
+  const forget = async (): Promise<void> => {
+    activePublishTemps.delete(name);
+    await journal?.delete(PUBLISH_TEMP_NAMESPACE, name).catch(() => false);
+  };
   try {
-    await fh.sync();
+    // copyFile uses the kernel's copy (copy_file_range/sendfile; a reflink where supported).
+    await copyFile(source, tmp, fsConstants.COPYFILE_EXCL);
+    const fh = await open(tmp, 'r+');
+    try {
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
   } catch (err) {
-    // Some filesystems refuse fsync on directories (EINVAL); the entry is then as durable as it gets.
-    if (errnoCode(err) !== 'EINVAL' && errnoCode(err) !== 'EBADF') throw err;
-  } finally {
-    await fh.close();
+    await unlink(tmp).catch(() => {});
+    await forget();
+    throw mapWriteError(err);
+  }
+  return { path: tmp, forget };
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoCode(err) === 'EPERM';
+  }
+}
+
+/**
+ * Removes the cross-filesystem temp files that a killed process left in target folders (noted
+ * in the journal before they were created). A note of a live process (a draining previous
+ * server, another instance on the same state dir) is left alone, and so is one of this
+ * process still in use. Returns how many files were removed.
+ */
+export async function sweepPublishTemps(storage: Storage, journal: MetaStore, nowMs = Date.now()): Promise<number> {
+  let removed = 0;
+  let after: string | undefined;
+  for (;;) {
+    const page = await journal.list<PublishTempNote>(PUBLISH_TEMP_NAMESPACE, { limit: 100, ...(after === undefined ? {} : { after }) });
+    if (page.length === 0) return removed;
+    for (const { key, value } of page) {
+      after = key;
+      const mine = value.pid === process.pid;
+      const stale = nowMs - value.createdAt > PUBLISH_TEMP_MAX_AGE_MS;
+      if (!stale && (mine ? activePublishTemps.has(value.name) : processAlive(value.pid))) continue;
+      if (TEMP_NAME.test(value.name) && storage.openFolder !== undefined) {
+        let folder: LocalFolderHandle | undefined;
+        try {
+          folder = await storage.openFolder(parseDecodedPath(value.folder), { create: false });
+          await unlink(folder.entry(value.name));
+          removed++;
+        } catch {
+          // Already gone, or its folder is: nothing left to remove.
+        } finally {
+          await folder?.close();
+        }
+      }
+      await journal.delete(PUBLISH_TEMP_NAMESPACE, key);
+    }
   }
 }
 

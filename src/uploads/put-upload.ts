@@ -18,7 +18,7 @@ import type { MetaStore } from '../meta/index.ts';
 import { contentLength, header, tooLarge, type HeaderBag } from './decide-tus.ts';
 import { parseDigestFields, VERIFIABLE_DIGESTS, type DigestAlgorithm } from './digest-fields.ts';
 import { ingestBody } from './ingest-body.ts';
-import { checkName, checkTargetFolder, ensureTargetFolder, mapWriteError, nameExists, publishFile } from './publish-file.ts';
+import { checkName, checkTargetFolder, ensureTargetFolder, entryExists, mapWriteError, publishFile } from './publish-file.ts';
 import { recordDigests } from './record-digests.ts';
 import type { UploadLogger } from './tus-service.ts';
 import type { UploadStore } from './upload-store.ts';
@@ -88,9 +88,8 @@ async function checkPutPreconditions(o: PutOptions, target: SafePath, folder: Sa
     current = await o.storage.stat(target);
   } catch (err) {
     if (!isFerryError(err) || err.code !== 'FERRY_ERR_PATH_NOT_FOUND') throw err;
-    const local = o.storage.localPath?.(folder);
     // Something the jail hides is there (a link out of the root): never replaced.
-    if (local !== undefined && (await nameExists(local, target.segments.at(-1)!).catch(() => false))) throw err;
+    if (await entryExists(o.storage, folder, target.segments.at(-1)!)) throw err;
   }
   if (current === undefined) {
     // §13.1.1: "the condition is false if the origin server has no current representation".
@@ -142,9 +141,14 @@ export async function receivePut(o: PutOptions, req: PutRequest, activeTemps: Se
       const folder = await checkTargetFolder(o.storage, req.target.segments.slice(0, -1).join('/'), o.dotfiles);
       // Again, now that the body is in: the file may have changed while it streamed.
       await checkPutPreconditions(o, req.target, folder, req.headers);
-      const real = await ensureTargetFolder(o.storage, folder);
+      const dir = await ensureTargetFolder(o.storage, folder, req.signal);
       const noClobber = header(req.headers, 'if-none-match')?.trim() === '*';
-      const res = await publishFile(temp, real, name, noClobber ? 'no-clobber' : 'overwrite');
+      let res;
+      try {
+        res = await publishFile(temp, dir, name, noClobber ? 'no-clobber' : 'overwrite', { journal: o.meta });
+      } finally {
+        await dir.close();
+      }
       published = true;
       let etag: string | undefined;
       try {

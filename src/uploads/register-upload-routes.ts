@@ -15,7 +15,7 @@ import { requestBaseUrl } from './base-url.ts';
 import { baseTusHeaders, decideCreation, hasBody, header, headHeaders, type HeaderBag } from './decide-tus.ts';
 import { DigestEngine } from './digest-engine.ts';
 import { formatSha256Digest } from './digest-fields.ts';
-import type { ConflictPolicy } from './publish-file.ts';
+import { sweepPublishTemps, type ConflictPolicy } from './publish-file.ts';
 import { precheckPut, receivePut, type PutOptions } from './put-upload.ts';
 import { CHECKSUM_ALGORITHMS, TUS_EXTENSIONS, TUS_VERSION, checkTusResumable, isUploadId } from './tus-headers.ts';
 import { TusService, notFound, type BodyInput, type UploadLogger, type WriteOutcome } from './tus-service.ts';
@@ -82,8 +82,10 @@ export async function registerUploadRoutes(app: FastifyInstance, deps: UploadRou
 
   const sweep = async (): Promise<{ expired: number; orphans: number }> => {
     const r = await service.sweep(activeTemps);
-    if (r.expired > 0 || r.orphans > 0) logger.info({ event: 'sweep', ...r }, 'expired uploads removed');
-    return r;
+    // Cross-filesystem temp files that a killed process left in target folders.
+    const publishTemps = await sweepPublishTemps(deps.storage, deps.meta);
+    if (r.expired > 0 || r.orphans > 0 || publishTemps > 0) logger.info({ event: 'sweep', ...r, publishTemps }, 'expired uploads and orphaned files removed');
+    return { expired: r.expired, orphans: r.orphans + publishTemps };
   };
 
   await app.register(async (scope) => {

@@ -24,7 +24,7 @@ import type { DigestResult, RunningDigest } from './digest-engine.ts';
 import { conflictName } from './conflict-name.ts';
 import { checkAlive, decidePatch, header, tooLarge, type CreationPlan, type HeaderBag, type TusLimits } from './decide-tus.ts';
 import { ingestBody } from './ingest-body.ts';
-import { checkName, checkTargetFolder, childPath, ensureTargetFolder, mapWriteError, nameExists, publishFile, type ConflictPolicy } from './publish-file.ts';
+import { checkName, checkTargetFolder, childPath, ensureTargetFolder, entryExists, mapWriteError, nameExists, publishFile, type ConflictPolicy } from './publish-file.ts';
 import { recordDigests } from './record-digests.ts';
 import { CHECKSUM_ALGORITHMS, headerInvalid, parseUploadChecksum, uploadIdFromUrl, type ChecksumAlgorithm, type UploadChecksum } from './tus-headers.ts';
 import type { UploadLock, UploadLocker } from './upload-lock.ts';
@@ -143,8 +143,7 @@ export class TusService {
     const folder = await checkTargetFolder(this.#o.storage, intent.folder, this.#o.dotfiles);
     if (intent.filename !== undefined) checkName(intent.filename, this.#o.dotfiles);
     if (this.#o.onConflict === 'reject' && intent.filename !== undefined) {
-      const lp = this.#o.storage.localPath?.(childPath(folder, intent.filename));
-      if (lp !== undefined && (await lstat(lp).then(() => true, () => false))) {
+      if (await entryExists(this.#o.storage, folder, intent.filename)) {
         throw new FerryError('FERRY_ERR_UPLOAD_CONFLICT', `"${childPath(folder, intent.filename).relative}" exists (--on-conflict reject)`);
       }
     }
@@ -458,14 +457,19 @@ export class TusService {
       folder = await checkTargetFolder(this.#o.storage, record.intent.folder, this.#o.dotfiles);
       const name = record.intent.filename ?? id;
       checkName(name, this.#o.dotfiles);
-      const real = await ensureTargetFolder(this.#o.storage, folder);
+      const dir = await ensureTargetFolder(this.#o.storage, folder);
       const target = folder;
-      result = await publishFile(data, real, name, this.#o.onConflict, {
-        beforeAttempt: async (candidate) => {
-          publishing = { ...publishing, target: childPath(target, candidate).relative };
-          await this.#store.put(publishing);
-        },
-      });
+      try {
+        result = await publishFile(data, dir, name, this.#o.onConflict, {
+          beforeAttempt: async (candidate) => {
+            publishing = { ...publishing, target: childPath(target, candidate).relative };
+            await this.#store.put(publishing);
+          },
+          journal: this.#o.meta,
+        });
+      } finally {
+        await dir.close();
+      }
     } catch (err) {
       const mapped = mapWriteError(err);
       if (isFerryError(mapped) && mapped.statusCode < 500) {
@@ -495,24 +499,29 @@ export class TusService {
   async #recoverPublish(record: UploadRecord): Promise<UploadRecord | undefined> {
     const data = this.#store.dataPath(record.id);
     const dataStat = await fsStat(data).catch(() => undefined);
-    const local = this.#o.storage.localPath?.bind(this.#o.storage);
-    if (local === undefined || record.target === undefined) return undefined;
+    if (this.#o.storage.openFolder === undefined || record.target === undefined) return undefined;
     const folder = await checkTargetFolder(this.#o.storage, record.intent.folder, this.#o.dotfiles).catch(() => undefined);
     if (folder === undefined) return undefined;
+    const dir = await this.#o.storage.openFolder(folder, { create: false }).catch(() => undefined);
+    if (dir === undefined) return undefined;
     const name = record.intent.filename ?? record.id;
     const base = record.target.split('/').pop()!;
     let published: string | undefined;
-    if (dataStat === undefined) {
-      // The data file is gone: it was renamed/linked then unlinked; the target holds it.
-      if (await nameExists(local(folder), base)) published = base;
-    } else if (dataStat.nlink > 1) {
-      for (let n = 0; n < 10_000; n++) {
-        const candidate = conflictName(name, n);
-        const st = await lstat(path.join(local(folder), candidate)).catch(() => undefined);
-        if (st === undefined) break;
-        if (st.ino === dataStat.ino && st.dev === dataStat.dev) { published = candidate; break; }
+    try {
+      if (dataStat === undefined) {
+        // The data file is gone: it was renamed/linked then unlinked; the target holds it.
+        if (await nameExists(dir, base)) published = base;
+      } else if (dataStat.nlink > 1) {
+        for (let n = 0; n < 10_000; n++) {
+          const candidate = conflictName(name, n);
+          const st = await lstat(dir.entry(candidate)).catch(() => undefined);
+          if (st === undefined) break;
+          if (st.ino === dataStat.ino && st.dev === dataStat.dev) { published = candidate; break; }
+        }
+        if (published !== undefined) await unlink(data).catch(() => {});
       }
-      if (published !== undefined) await unlink(data).catch(() => {});
+    } finally {
+      await dir.close();
     }
     if (published === undefined) return undefined;
     const done: UploadRecord = { ...record, state: 'done', offset: record.length ?? record.offset, target: childPath(folder, published).relative };

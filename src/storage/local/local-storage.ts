@@ -1,16 +1,26 @@
 /**
- * Local-disk storage: the embedded default. Second half of the path jail (SPEC §2):
- * hidden names are 404 unless `dotfiles: 'allow'`; a path whose real location (symlinks
+ * Local-disk storage: the embedded default. Second half of the path jail:
+ * hidden names are 404 unless `dotfiles: 'allow'`; an object whose real location (symlinks
  * resolved) is outside the root is 404; with `followSymlinks: 'never'` any symlink is 404.
  * Metadata is read from the same open handle the bytes come from.
+ *
+ * The jail holds for the object that was actually opened, not for a path looked at earlier:
+ * a path is opened first (O_NONBLOCK, so a FIFO cannot hang a thread; O_NOFOLLOW with
+ * `never`), then the descriptor's own location is read back from `/proc/self/fd/N` and
+ * checked. A local user who swaps a folder for a symlink between a check and an open (the
+ * classic TOCTOU race, nginx's `disable_symlinks` problem) therefore gets a 404, never the
+ * outside file. Folders are read, and uploads are created, through the verified folder's
+ * descriptor (`/proc/self/fd/N/name`), never through its path again. Where `/proc/self/fd`
+ * does not exist (not Linux), each open is checked by resolving the path again and comparing
+ * the (dev, inode) of what was opened: best effort, documented in docs/security.md.
  */
-import { open, opendir, realpath, stat as fsStat, lstat, type FileHandle } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
+import { mkdir, open, opendir, readlink, realpath, stat as fsStat, lstat, type FileHandle } from 'node:fs/promises';
+import { constants as fsConstants, type BigIntStats } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { FerryError, errnoCode } from '../../core/errors.ts';
 import type { SafePath } from '../../core/safe-path.ts';
-import type { ByteRange, FileHandleReader, FileStat, ListEntry, ListOptions, ListResult, OpenReadOptions, Storage, WalkEntry } from '../types.ts';
+import type { ByteRange, LocalFolderHandle, FileHandleReader, FileStat, ListEntry, ListOptions, ListResult, OpenReadOptions, Storage, WalkEntry } from '../types.ts';
 
 export interface LocalStorageOptions {
   /** Absolute or relative root folder; created by the caller. */
@@ -35,6 +45,8 @@ interface SharedHandle {
 }
 
 const DEFAULT_HIGH_WATER_MARK = 256 * 1024;
+/** Linux PATH_MAX: a path this long cannot be opened by name. */
+const PATH_MAX = 4096;
 
 function toFileStat(st: BigIntStats): FileStat {
   return {
@@ -48,6 +60,35 @@ function toFileStat(st: BigIntStats): FileStat {
   };
 }
 
+const { O_RDONLY, O_NONBLOCK, O_DIRECTORY, O_NOFOLLOW } = fsConstants;
+
+/** Where the kernel tells what an open descriptor is (Linux); probed once per process. */
+const PROC_FD = '/proc/self/fd';
+let procFdWorks: Promise<boolean> | undefined;
+
+function probeProcFd(): Promise<boolean> {
+  procFdWorks ??= (async () => {
+    try {
+      const fh = await open('/', O_RDONLY | O_DIRECTORY);
+      try {
+        return (await readlink(`${PROC_FD}/${fh.fd}`)) === '/';
+      } finally {
+        await fh.close();
+      }
+    } catch {
+      return false;
+    }
+  })();
+  return procFdWorks;
+}
+
+/**
+ * A folder opened and proven inside the root. Entries are reached through the descriptor
+ * (`base` is `/proc/self/fd/N` on Linux), so swapping the folder's path for a symlink after
+ * the check changes nothing. Close it when done.
+ */
+export type LocalFolder = LocalFolderHandle;
+
 function notFound(): FerryError {
   return new FerryError('FERRY_ERR_PATH_NOT_FOUND', 'No such file or folder');
 }
@@ -55,8 +96,16 @@ function notFound(): FerryError {
 /** Maps filesystem errors on a user-supplied path to 404 (never leak which part failed). */
 function mapFsError(err: unknown): unknown {
   const code = errnoCode(err);
-  if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'EACCES' || code === 'ENAMETOOLONG' || code === 'EINVAL') return notFound();
+  if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'EACCES' || code === 'ENAMETOOLONG' || code === 'EINVAL' || code === 'ENXIO') return notFound();
+  if (code === 'EMFILE' || code === 'ENFILE') return new FerryError('FERRY_ERR_STORAGE_UNAVAILABLE', 'Too many open files', { cause: err, headers: { 'retry-after': '1' } });
   return err;
+}
+
+/** What one verified open found. */
+interface Verified {
+  readonly handle: FileHandle;
+  readonly stat: FileStat;
+  readonly real: string;
 }
 
 class LocalFileReader implements FileHandleReader {
@@ -131,62 +180,125 @@ function createRangeStream(handle: FileHandle, start: number, end: number, hwm: 
   return stream;
 }
 
+/** `(dev, inode)` as one key, for cycle detection. */
+function identity(st: FileStat): string {
+  return `${st.dev}:${st.ino}`;
+}
+
+function childOf(dir: SafePath, name: string): SafePath {
+  return { segments: [...dir.segments, name], relative: dir.relative === '' ? name : `${dir.relative}/${name}`, hidden: dir.hidden || name.startsWith('.') };
+}
+
 export class LocalStorage implements Storage {
   readonly #root: string;
   readonly #options: LocalStorageOptions;
   readonly #shared = new Map<string, SharedHandle>();
+  /** Opens are verified through /proc/self/fd (race-free) rather than by resolving the path again. */
+  readonly #proc: boolean;
 
-  private constructor(realRoot: string, options: LocalStorageOptions) {
+  private constructor(realRoot: string, options: LocalStorageOptions, proc: boolean) {
     this.#root = realRoot;
     this.#options = options;
+    this.#proc = proc;
   }
 
-  /** Resolves the root's real path once (no I/O in constructors). */
+  /** Resolves the root's real path once and probes /proc/self/fd (no I/O in constructors). */
   static async create(options: LocalStorageOptions): Promise<LocalStorage> {
     const realRoot = await realpath(options.root);
-    return new LocalStorage(realRoot, { ...options });
+    return new LocalStorage(realRoot, { ...options }, await probeProcFd());
   }
 
   get root(): string { return this.#root; }
 
+  /**
+   * How an opened object is proven inside the root: `descriptor` (its location read back from
+   * /proc/self/fd; immune to path swaps) or `path` (resolved again and compared by inode; best
+   * effort, where /proc is missing).
+   */
+  get verification(): 'descriptor' | 'path' { return this.#proc ? 'descriptor' : 'path'; }
+
+  /** Where a path would be on disk, for messages and prechecks only: never open by it. */
   localPath(p: SafePath): string {
     return path.join(this.#root, ...p.segments);
   }
 
-  /** Resolves a SafePath to a real path inside the root, applying the jail rules, or throws 404. */
-  async #resolve(p: SafePath): Promise<string> {
-    if (p.hidden && this.#options.dotfiles === 'deny') throw notFound();
-    const joined = path.join(this.#root, ...p.segments);
-    let real: string;
-    try {
-      real = await realpath(joined);
-    } catch (err) {
-      throw mapFsError(err);
-    }
-    if (real !== this.#root && !real.startsWith(this.#root + path.sep)) throw notFound();
-    if (this.#options.followSymlinks === 'never' && real !== joined) throw notFound();
+  /** The jail's rule for an object found at `real`, asked for as `joined` (pure). */
+  #allowed(real: string, joined: string): boolean {
+    if (real !== this.#root && !real.startsWith(this.#root + path.sep)) return false;
+    if (this.#options.followSymlinks === 'never' && real !== joined) return false;
     // A symlink that lands on a hidden name inside the root is still hidden.
     if (this.#options.dotfiles === 'deny' && real !== this.#root) {
       const rel = real.slice(this.#root.length + 1);
-      if (rel.split(path.sep).some((s) => s.startsWith('.'))) throw notFound();
+      if (rel.split(path.sep).some((s) => s.startsWith('.'))) return false;
     }
-    return real;
+    return true;
+  }
+
+  /**
+   * Opens `target` (a path, or `/proc/self/fd/N/name` below a verified folder) and proves that
+   * the object actually opened is allowed; `joined` is where the request said it is. Only
+   * regular files and folders are ever opened for a client (a FIFO, socket or device is 404).
+   * `'missing'` when nothing is at `target`.
+   */
+  async #openAt(target: string, joined: string): Promise<Verified | 'missing'> {
+    let flags = O_RDONLY | O_NONBLOCK;
+    if (this.#options.followSymlinks === 'never') flags |= O_NOFOLLOW;
+    let handle: FileHandle;
+    try {
+      handle = await open(target, flags);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return 'missing';
+      throw mapFsError(err);
+    }
+    try {
+      const st = await handle.stat({ bigint: true });
+      if (!st.isFile() && !st.isDirectory()) throw notFound();
+      const real = await this.#whereIs(handle, st, target);
+      if (real === undefined || !this.#allowed(real, joined)) throw notFound();
+      return { handle, stat: toFileStat(st), real };
+    } catch (err) {
+      await handle.close().catch(() => {});
+      throw mapFsError(err);
+    }
+  }
+
+  /** Where the object behind `handle` is now, or undefined when it has no name any more. */
+  async #whereIs(handle: FileHandle, st: BigIntStats, target: string): Promise<string | undefined> {
+    if (this.#proc) {
+      const real = await readlink(`${PROC_FD}/${handle.fd}`);
+      // Deleted since it was opened: reads back as "… (deleted)", and there is nothing to serve.
+      return st.nlink === 0n ? undefined : real;
+    }
+    const real = await realpath(target);
+    const again = await fsStat(real, { bigint: true });
+    return again.dev === st.dev && again.ino === st.ino ? real : undefined;
+  }
+
+  /** Opens a SafePath through the jail: 404 when missing, hidden or not allowed. */
+  async #openPath(p: SafePath): Promise<Verified> {
+    if (p.hidden && this.#options.dotfiles === 'deny') throw notFound();
+    const joined = this.localPath(p);
+    const v = await this.#openAt(joined, joined);
+    if (v === 'missing') throw notFound();
+    return v;
+  }
+
+  /** A path that reaches entries of an opened folder through its descriptor. */
+  #base(v: Verified): string {
+    return this.#proc ? `${PROC_FD}/${v.handle.fd}` : v.real;
   }
 
   async stat(p: SafePath): Promise<FileStat> {
-    const real = await this.#resolve(p);
-    try {
-      return toFileStat(await fsStat(real, { bigint: true }));
-    } catch (err) {
-      throw mapFsError(err);
-    }
+    const v = await this.#openPath(p);
+    await v.handle.close();
+    return v.stat;
   }
 
   /**
    * Opens a file. With `openFileReuseMs`, concurrent requests for one path (64 download
    * managers' ranges on one ISO) share one open file for a short window instead of each
-   * paying realpath + open + fstat + close: the nginx `open_file_cache` idea, but a handle
-   * is never kept open without a reader, so deleted files free their space at once.
+   * paying open + fstat + close: the nginx `open_file_cache` idea, but a handle is never kept
+   * open without a reader, so deleted files free their space at once.
    * Within the window a replaced file is seen at the next window (as with nginx).
    */
   async open(p: SafePath): Promise<FileHandleReader> {
@@ -199,7 +311,7 @@ export class LocalStorage implements Storage {
         return new LocalFileReader(hit.handle, hit.stat, () => this.#releaseShared(hit));
       }
     }
-    const { handle, stat } = await this.#openFresh(p);
+    const { handle, stat } = await this.#openFile(p);
     if (reuseMs <= 0) return new LocalFileReader(handle, stat, () => handle.close());
     const entry: SharedHandle = { key: p.relative, handle, stat, validUntilMs: performance.now() + reuseMs, refs: 1 };
     // An expired entry it replaces stays open until its own readers close it.
@@ -213,24 +325,23 @@ export class LocalStorage implements Storage {
     await entry.handle.close();
   }
 
-  async #openFresh(p: SafePath): Promise<{ handle: FileHandle; stat: FileStat }> {
-    const real = await this.#resolve(p);
-    let handle: FileHandle;
-    try {
-      handle = await open(real, 'r');
-    } catch (err) {
-      if (errnoCode(err) === 'EISDIR') throw new FerryError('FERRY_ERR_PATH_IS_DIRECTORY', 'Path is a folder');
-      if (errnoCode(err) === 'EMFILE' || errnoCode(err) === 'ENFILE') throw new FerryError('FERRY_ERR_STORAGE_UNAVAILABLE', 'Too many open files', { cause: err, headers: { 'retry-after': '1' } });
-      throw mapFsError(err);
+  async #openFile(p: SafePath): Promise<{ handle: FileHandle; stat: FileStat }> {
+    const v = await this.#openPath(p);
+    if (v.stat.type === 'directory') {
+      await v.handle.close();
+      throw new FerryError('FERRY_ERR_PATH_IS_DIRECTORY', 'Path is a folder');
     }
-    try {
-      const stat = toFileStat(await handle.stat({ bigint: true }));
-      if (stat.type === 'directory') throw new FerryError('FERRY_ERR_PATH_IS_DIRECTORY', 'Path is a folder');
-      return { handle, stat };
-    } catch (err) {
-      await handle.close();
-      throw err;
+    return { handle: v.handle, stat: v.stat };
+  }
+
+  /** Opens a folder through the jail (FERRY_ERR_PATH_NOT_DIRECTORY for a file). */
+  async #openDirectory(p: SafePath): Promise<Verified> {
+    const v = await this.#openPath(p);
+    if (v.stat.type !== 'directory') {
+      await v.handle.close();
+      throw new FerryError('FERRY_ERR_PATH_NOT_DIRECTORY', 'Path is not a folder');
     }
+    return v;
   }
 
   /**
@@ -239,22 +350,27 @@ export class LocalStorage implements Storage {
    * whatever the folder's size, and paging stays correct while files come and go.
    */
   async list(dir: SafePath, options: ListOptions): Promise<ListResult> {
-    const real = await this.#resolve(dir);
-    const limit = options.limit;
-    const entries: ListEntry[] = [];
-    let cursor = options.after;
-    // Names that turn out not to be listable (vanished, dangling or out-of-root links) are
-    // skipped; another pass fills the page, so a page is short only at the end.
-    for (;;) {
-      const need = limit - entries.length;
-      const { names, links } = await this.#smallestNames(real, cursor, need + 1, options.signal);
-      for (let i = 0; i < names.length; i++) {
+    const folder = await this.#openDirectory(dir);
+    try {
+      const base = this.#base(folder);
+      const limit = options.limit;
+      const entries: ListEntry[] = [];
+      let cursor = options.after;
+      // Names that turn out not to be listable (vanished, dangling or out-of-root links) are
+      // skipped; another pass fills the page, so a page is short only at the end.
+      for (;;) {
+        const need = limit - entries.length;
+        const { names, links } = await this.#smallestNames(base, cursor, need + 1, options.signal);
+        for (let i = 0; i < names.length; i++) {
+          if (entries.length === limit) return { entries, more: true };
+          entries.push(...await this.#statNames(dir, base, [names[i]!], links));
+        }
+        if (names.length < need + 1) return { entries, more: false };
         if (entries.length === limit) return { entries, more: true };
-        entries.push(...await this.#statNames(dir, real, [names[i]!], links));
+        cursor = names.at(-1);
       }
-      if (names.length < need + 1) return { entries, more: false };
-      if (entries.length === limit) return { entries, more: true };
-      cursor = names.at(-1);
+    } finally {
+      await folder.handle.close();
     }
   }
 
@@ -262,12 +378,11 @@ export class LocalStorage implements Storage {
    * The `count` smallest visible names above `after`, sorted. Streams the directory with
    * opendir and keeps a bounded max-heap, so memory is O(count) whatever the folder's size.
    */
-  async #smallestNames(real: string, after: string | undefined, count: number, signal?: AbortSignal): Promise<{ names: string[]; links: Set<string> }> {
+  async #smallestNames(base: string, after: string | undefined, count: number, signal?: AbortSignal): Promise<{ names: string[]; links: Set<string> }> {
     let d;
     try {
-      d = await opendir(real, { bufferSize: 1024 });
+      d = await opendir(base, { bufferSize: 1024 });
     } catch (err) {
-      if (errnoCode(err) === 'ENOTDIR') throw new FerryError('FERRY_ERR_PATH_NOT_DIRECTORY', 'Path is not a folder');
       throw mapFsError(err);
     }
     const heap = new MaxNameHeap();
@@ -285,59 +400,82 @@ export class LocalStorage implements Storage {
     return { names: heap.drainSorted(), links };
   }
 
-  async *walk(dir: SafePath, options: { signal?: AbortSignal } = {}): AsyncGenerator<WalkEntry> {
-    const real = await this.#resolve(dir);
-    const top = toFileStat(await fsStat(real, { bigint: true }));
-    if (top.type !== 'directory') throw new FerryError('FERRY_ERR_PATH_NOT_DIRECTORY', 'Path is not a folder');
-    const children = await this.#readAll(dir, options.signal);
-    yield* this.#walkDir(dir, '', children, new Set([`${top.dev}:${top.ino}`]), options.signal);
-  }
-
   /**
-   * Depth first, names sorted at each level. Each folder is read once (the caller, a zip
-   * plan, holds every entry anyway). `ancestors` holds the (dev, ino) of the folders on the
-   * current path: a symlink that leads back into one of them is a cycle and is not followed.
+   * Every visible file and folder below `dir`, depth first, names sorted at each level.
+   * Iterative (an explicit stack, not nested generators), so a deep tree costs linear work,
+   * and each folder is opened through the jail as it is reached, so one swapped for a symlink
+   * meanwhile is skipped, never followed out. `ancestors` holds the (dev, ino) of the folders
+   * on the current path: a symlink that leads back into one of them is a cycle, not followed.
    */
-  async *#walkDir(dir: SafePath, prefix: string, entries: readonly ListEntry[], ancestors: Set<string>, signal?: AbortSignal): AsyncGenerator<WalkEntry> {
-    for (const e of entries) {
+  async *walk(dir: SafePath, options: { signal?: AbortSignal } = {}): AsyncGenerator<WalkEntry> {
+    const signal = options.signal;
+    const top = await this.#readFolder(dir, signal);
+    interface Frame { readonly dir: SafePath; readonly prefix: string; readonly entries: readonly ListEntry[]; next: number; readonly id: string }
+    const ancestors = new Set<string>([identity(top.stat)]);
+    const stack: Frame[] = [{ dir, prefix: '', entries: top.entries, next: 0, id: identity(top.stat) }];
+    while (stack.length > 0) {
+      const frame = stack[stack.length - 1]!;
+      if (frame.next >= frame.entries.length) {
+        stack.pop();
+        ancestors.delete(frame.id);
+        continue;
+      }
       signal?.throwIfAborted();
-      const rel = prefix === '' ? e.name : `${prefix}/${e.name}`;
+      const e = frame.entries[frame.next++]!;
+      const rel = frame.prefix === '' ? e.name : `${frame.prefix}/${e.name}`;
       if (e.type !== 'directory') {
         yield { relative: rel, type: 'file', stat: e.stat };
         continue;
       }
-      const id = `${e.stat.dev}:${e.stat.ino}`;
+      const id = identity(e.stat);
       if (ancestors.has(id)) continue;
-      const child: SafePath = { segments: [...dir.segments, e.name], relative: dir.relative === '' ? e.name : `${dir.relative}/${e.name}`, hidden: dir.hidden || e.name.startsWith('.') };
-      const grandchildren = await this.#readAll(child, signal);
-      yield { relative: rel, type: 'directory', stat: e.stat, empty: grandchildren.length === 0 };
-      ancestors.add(id);
-      try {
-        yield* this.#walkDir(child, rel, grandchildren, ancestors, signal);
-      } finally {
-        ancestors.delete(id);
+      const child = childOf(frame.dir, e.name);
+      if (Buffer.byteLength(this.localPath(child)) >= PATH_MAX) {
+        throw new FerryError('FERRY_ERR_PATH_INVALID', `"${child.relative.slice(0, 200)}…" is nested too deep to be read (over ${PATH_MAX} bytes)`);
       }
+      let children: readonly ListEntry[];
+      try {
+        children = (await this.#readFolder(child, signal)).entries;
+      } catch (err) {
+        // Vanished, or no longer allowed (swapped for a link out of the root): not walked.
+        if (err instanceof FerryError && (err.code === 'FERRY_ERR_PATH_NOT_FOUND' || err.code === 'FERRY_ERR_PATH_NOT_DIRECTORY')) continue;
+        throw err;
+      }
+      yield { relative: rel, type: 'directory', stat: e.stat, empty: children.length === 0 };
+      ancestors.add(id);
+      stack.push({ dir: child, prefix: rel, entries: children, next: 0, id });
     }
   }
 
-  /** Every visible entry of one folder, sorted, jail applied to symlinks. */
-  async #readAll(dir: SafePath, signal?: AbortSignal): Promise<ListEntry[]> {
-    const real = await this.#resolve(dir);
-    const { names, links } = await this.#smallestNames(real, undefined, Number.POSITIVE_INFINITY, signal);
-    return this.#statNames(dir, real, names, links);
+  /** A folder's own stat and every visible entry, sorted, jail applied to each. */
+  async #readFolder(dir: SafePath, signal?: AbortSignal): Promise<{ stat: FileStat; entries: ListEntry[] }> {
+    const folder = await this.#openDirectory(dir);
+    try {
+      const base = this.#base(folder);
+      const { names, links } = await this.#smallestNames(base, undefined, Number.POSITIVE_INFINITY, signal);
+      return { stat: folder.stat, entries: await this.#statNames(dir, base, names, links) };
+    } finally {
+      await folder.handle.close();
+    }
   }
 
-  async #statNames(dir: SafePath, real: string, names: readonly string[], links: ReadonlySet<string>): Promise<ListEntry[]> {
+  /**
+   * Stats names of a folder opened at `base`. Plain entries are looked at through the folder's
+   * descriptor without following links (they are inside by construction); a symlink, or an
+   * entry that became one since it was listed, gets the full jail check.
+   */
+  async #statNames(dir: SafePath, base: string, names: readonly string[], links: ReadonlySet<string>): Promise<ListEntry[]> {
     const entries: ListEntry[] = [];
     for (const name of names) {
       try {
         let st: FileStat;
-        if (links.has(name)) {
-          // Only symlinks need the full jail check; plain entries of a jailed folder are inside.
-          const child: SafePath = { segments: [...dir.segments, name], relative: dir.relative === '' ? name : `${dir.relative}/${name}`, hidden: dir.hidden || name.startsWith('.') };
-          st = await this.stat(child);
+        const lst = links.has(name) ? undefined : await lstat(`${base}/${name}`, { bigint: true });
+        if (lst === undefined || lst.isSymbolicLink()) {
+          st = await this.stat(childOf(dir, name));
+        } else if (lst.isFile() || lst.isDirectory()) {
+          st = toFileStat(lst);
         } else {
-          st = toFileStat(await fsStat(path.join(real, name), { bigint: true }));
+          continue; // FIFOs, sockets, devices: never served, not listed.
         }
         entries.push({ name, type: st.type, stat: st });
       } catch {
@@ -345,6 +483,72 @@ export class LocalStorage implements Storage {
       }
     }
     return entries;
+  }
+
+  /**
+   * Opens the folder `p` to create files in, proven inside the root. Missing folders are
+   * created one level at a time, each inside the verified descriptor of its parent and
+   * verified in turn, so a path swapped for a symlink meanwhile cannot redirect a write.
+   * Linear in the depth. Close the folder when done.
+   */
+  async openFolder(p: SafePath, options: { create: boolean; signal?: AbortSignal }): Promise<LocalFolder> {
+    if (p.hidden && this.#options.dotfiles === 'deny') throw notFound();
+    const root = await this.#openAt(this.#root, this.#root);
+    if (root === 'missing') throw new FerryError('FERRY_ERR_STORAGE_UNAVAILABLE', 'Storage root is not reachable');
+    let current: Verified = root;
+    try {
+      let joined = this.#root;
+      for (let i = 0; i < p.segments.length; i++) {
+        options.signal?.throwIfAborted();
+        const name = p.segments[i]!;
+        joined = `${joined}${path.sep}${name}`;
+        const at = `${this.#base(current)}/${name}`;
+        let next = await this.#openAt(at, joined);
+        if (next === 'missing') {
+          if (!options.create) throw notFound();
+          try {
+            await mkdir(at);
+          } catch (err) {
+            if (errnoCode(err) !== 'EEXIST') throw err;
+          }
+          next = await this.#openAt(at, joined);
+          if (next === 'missing') throw notFound();
+        }
+        const opened: Verified = next;
+        await current.handle.close();
+        current = opened;
+        if (current.stat.type !== 'directory') {
+          throw new FerryError('FERRY_ERR_PATH_NOT_DIRECTORY', `"${p.segments.slice(0, i + 1).join('/')}" is not a folder`);
+        }
+      }
+    } catch (err) {
+      await current.handle.close().catch(() => {});
+      throw err;
+    }
+    return this.#folder(p.relative, current);
+  }
+
+  #folder(relative: string, v: Verified): LocalFolder {
+    const base = this.#base(v);
+    let closed = false;
+    return {
+      relative,
+      real: v.real,
+      entry: (name) => `${base}/${name}`,
+      async sync() {
+        try {
+          await v.handle.sync();
+        } catch (err) {
+          // Some filesystems refuse fsync on directories (EINVAL); the entry is then as durable as it gets.
+          if (errnoCode(err) !== 'EINVAL' && errnoCode(err) !== 'EBADF') throw err;
+        }
+      },
+      async close() {
+        if (closed) return;
+        closed = true;
+        await v.handle.close();
+      },
+    };
   }
 
   async check(): Promise<void> {
