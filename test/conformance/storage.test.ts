@@ -162,3 +162,58 @@ test('open-file reuse: concurrent readers share one handle, the last close relea
   await c.close();
   assert.equal(await fds(), base);
 });
+
+test('special files: a FIFO in the root is 404 at once and not listed (the old open() blocked a thread forever)', { timeout: 10_000 }, async (t) => {
+  const { root } = await fixture(t);
+  execFileSync('mkfifo', [path.join(root, 'pipe')]);
+  const storage = await createLocalStorage({ root, dotfiles: 'deny', followSymlinks: 'inside' });
+  await assert.rejects(storage.open(p('pipe')), isNotFound);
+  await assert.rejects(storage.stat(p('pipe')), isNotFound);
+  const names = (await storage.list(p(''), { limit: 100 })).entries.map((e) => e.name);
+  assert.ok(!names.includes('pipe'), `listed: ${names.join(', ')}`);
+});
+
+test('openFolder: creates missing levels inside the root, refuses links out, files on the way and hidden names', async (t) => {
+  const { root, tmp } = await fixture(t);
+  const storage = await createLocalStorage({ root, dotfiles: 'deny', followSymlinks: 'inside' });
+  const made = await storage.openFolder(p('docs/new/deeper'), { create: true });
+  t.after(() => made.close());
+  assert.equal(made.relative, 'docs/new/deeper');
+  assert.equal(made.real, path.join(root, 'docs', 'new', 'deeper'));
+  await writeFile(made.entry('x.txt'), 'through the descriptor');
+  assert.deepEqual(await readdir(path.join(root, 'docs', 'new', 'deeper')), ['x.txt']);
+  await made.sync();
+  await made.close();
+  await made.close(); // idempotent
+
+  await assert.rejects(storage.openFolder(p('dir-out/made-outside'), { create: true }), isNotFound);
+  assert.ok(!(await readdir(tmp)).includes('made-outside'), 'nothing created outside the root');
+  await assert.rejects(storage.openFolder(p('hello.txt/x'), { create: true }), (err: unknown) => err instanceof FerryError && err.code === 'FERRY_ERR_PATH_NOT_DIRECTORY');
+  await assert.rejects(storage.openFolder(p('.hidden-dir'), { create: false }), isNotFound);
+  await assert.rejects(storage.openFolder(p('missing'), { create: false }), isNotFound);
+  const aborted = AbortSignal.abort();
+  await assert.rejects(storage.openFolder(p('a/b/c'), { create: true, signal: aborted }), (err: unknown) => (err as Error).name === 'AbortError');
+});
+
+test('walk: a 600-level tree is walked in full (iterative; the nested generators were quadratic)', async (t) => {
+  const tmp = await makeTempDir();
+  t.after(tmp.remove);
+  const depth = 600;
+  // One mkdir -p of "d/d/…/d": 1,200 bytes of path, well under PATH_MAX.
+  const leaf = path.join(tmp.dir, 'top', ...Array.from({ length: depth }, () => 'd'));
+  await mkdir(leaf, { recursive: true });
+  await writeFile(path.join(leaf, 'bottom.txt'), 'deep');
+  const storage = await createLocalStorage({ root: tmp.dir, dotfiles: 'deny', followSymlinks: 'inside' });
+  let dirs = 0;
+  let files = 0;
+  let last = '';
+  for await (const e of storage.walk(p('top'))) {
+    if (e.type === 'directory') dirs++; else { files++; last = e.relative; }
+  }
+  assert.equal(dirs, depth);
+  assert.equal(files, 1);
+  assert.equal(last.split('/').length, depth + 1);
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(async () => { for await (const e of storage.walk(p('top'), { signal: ac.signal })) void e; }, (err: unknown) => (err as Error).name === 'AbortError');
+});
