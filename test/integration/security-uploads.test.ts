@@ -283,6 +283,26 @@ test('Upload-Metadata over --max-upload-metadata is 400 and stores nothing', asy
   assert.equal(small.status, 201, 'metadata under the cap is accepted');
 });
 
+test('a terminated upload leaves a small tombstone: its metadata is not kept for the 410', async (t) => {
+  // On the old code the tombstone (kept 7 days) carried the full Upload-Metadata, so
+  // create-and-terminate stored kilobytes per request without counting against any cap.
+  const s = await startUploadServer(t);
+  const meta = `filename ${Buffer.from('t.bin').toString('base64')},note ${Buffer.alloc(2 * KiB, 2).toString('base64')}`;
+  const r = await rawRequest(`${s.url}/uploads/`, { method: 'POST', headers: { ...TUS, ...AUTH, 'upload-length': 10, 'upload-metadata': meta } });
+  assert.equal(r.status, 201, r.text);
+  const url = r.headers.location!;
+  assert.equal((await rawRequest(url, { method: 'DELETE', headers: { ...TUS, ...AUTH } })).status, 204);
+  assert.equal((await rawRequest(url, { method: 'HEAD', headers: { ...TUS, ...AUTH } })).status, 410, 'still answered 410');
+  const db = new DatabaseSync(path.join(s.stateDir, 'meta.sqlite'), { readOnly: true });
+  try {
+    const row = db.prepare("SELECT value FROM kv WHERE ns = 'tus-uploads' AND key = ?").get(url.split('/').pop()!) as { value: string };
+    assert.ok(row.value.length < 600, `tombstone is ${row.value.length} bytes: ${row.value.slice(0, 200)}`);
+    assert.equal((JSON.parse(row.value) as { metadata: unknown }).metadata, null);
+  } finally {
+    db.close();
+  }
+});
+
 test('Upload-Length over the default --max-upload-size (100G) is 413 naming the option; Tus-Max-Size advertises it', async (t) => {
   // On the old code the default was unlimited: 201 for 1 TiB, and no Tus-Max-Size.
   const s = await startUploadServer(t);
