@@ -55,7 +55,10 @@ export const SERVE_OPTIONS = {
   roles: { kind: 'roles', default: undefined, fileOnly: true, help: 'per-role limits: {"read": {"limitRateClient": "2M"}, "admin": {...}}', group: 'Traffic' },
 
   // --- uploads ----------------------------------------------------------------
-  maxUploadSize: { kind: 'size', default: undefined, help: 'largest upload', arg: 'SIZE', group: 'Uploads' },
+  maxUploadSize: { kind: 'size', default: 107_374_182_400, defaultText: '100G', help: 'largest upload (tus Tus-Max-Size, PUT); raise it for bigger files', arg: 'SIZE', group: 'Uploads' },
+  maxPendingUploads: { kind: 'int', default: 10_000, min: 1, help: 'most unfinished tus uploads on the server; more creations get 503', arg: 'N', group: 'Uploads' },
+  maxPendingUploadsClient: { kind: 'int', default: 100, min: 1, help: 'most unfinished tus uploads per client (token/JWT identity, else address); more get 429', arg: 'N', group: 'Uploads' },
+  maxUploadMetadata: { kind: 'size', default: 4096, defaultText: '4k', min: 256, help: 'largest tus Upload-Metadata header; larger is refused with 400', arg: 'SIZE', group: 'Uploads' },
   uploadExpiry: { kind: 'duration', default: 86_400_000, defaultText: '24h', min: 1, help: 'unfinished uploads are removed after', arg: 'D', group: 'Uploads' },
   onConflict: { kind: 'enum', values: ['rename', 'reject', 'overwrite'], default: 'rename', help: "what to do when an upload's target name exists", arg: 'rename|reject|overwrite', group: 'Uploads' },
   uploadLockWait: { kind: 'duration', default: 5_000, defaultText: '5s', min: 0, help: 'how long a request waits for the writer of the same upload to let go before 423', arg: 'D', group: 'Uploads' },

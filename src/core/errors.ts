@@ -50,6 +50,9 @@ export const FERRY_ERRORS = {
   FERRY_ERR_UPLOAD_FINAL_PATCH: { status: 403, title: 'A final (concatenated) upload cannot be patched' },
   FERRY_ERR_UPLOAD_FILE_DIGEST_MISMATCH: { status: 460, title: 'The uploaded file does not match its sha256 metadata' },
   FERRY_ERR_UPLOAD_ENCODING_UNSUPPORTED: { status: 415, title: 'Content-Encoding is not supported for uploads' },
+  FERRY_ERR_UPLOAD_METADATA_TOO_LARGE: { status: 400, title: 'Upload-Metadata is larger than allowed' },
+  FERRY_ERR_UPLOAD_PENDING_CLIENT: { status: 429, title: 'Too many unfinished uploads for this client' },
+  FERRY_ERR_UPLOAD_PENDING_GLOBAL: { status: 503, title: 'Too many unfinished uploads on this server' },
   // --- access -----------------------------------------------------------------
   FERRY_ERR_AUTH_REQUIRED: { status: 401, title: 'Authentication required' },
   FERRY_ERR_AUTH_INVALID: { status: 401, title: 'Invalid credentials' },

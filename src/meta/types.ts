@@ -12,5 +12,7 @@ export interface MetaStore extends AsyncDisposable {
   list<T = unknown>(namespace: string, options?: { after?: string; limit?: number }): Promise<Array<{ key: string; value: T }>>;
   /** Atomically sets only when absent; returns whether it set. */
   setIfAbsent(namespace: string, key: string, value: unknown, options?: { ttlMs?: number }): Promise<boolean>;
+  /** How many live (not expired) keys a namespace holds; for caps, so it must not read the values. */
+  count(namespace: string): Promise<number>;
   close(): Promise<void>;
 }

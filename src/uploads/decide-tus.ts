@@ -23,6 +23,8 @@ export function header(headers: HeaderBag, name: string): string | undefined {
 export interface TusLimits {
   /** --max-upload-size; undefined = no limit. */
   readonly maxUploadBytes: number | undefined;
+  /** --max-upload-metadata: longest Upload-Metadata header; undefined = no limit. */
+  readonly maxMetadataBytes?: number | undefined;
 }
 
 /** True when the request carries a body (a length above zero, or chunked). */
@@ -41,6 +43,11 @@ export function contentLength(headers: HeaderBag): number | undefined {
 function isOffsetOctetStream(headers: HeaderBag): boolean {
   const ct = header(headers, 'content-type');
   return ct !== undefined && ct.split(';')[0]!.trim().toLowerCase() === OFFSET_OCTET_STREAM;
+}
+
+/** Over the server's own limit: the message names the option that raises it. */
+export function overMaxUploadSize(limit: number, detail: string): FerryError {
+  return tooLarge(limit, `${detail}; the server's limit is --max-upload-size`);
 }
 
 export function tooLarge(limit: number, detail: string): FerryError {
@@ -79,6 +86,12 @@ export function decideCreation(headers: HeaderBag, limits: TusLimits): CreationP
   const concatHeader = header(headers, 'upload-concat');
   const concat = parseUploadConcat(concatHeader);
   const metadata = header(headers, 'upload-metadata') ?? null;
+  // Before anything else reads it: the record would store it as received.
+  if (metadata !== null && limits.maxMetadataBytes !== undefined && Buffer.byteLength(metadata, 'latin1') > limits.maxMetadataBytes) {
+    throw new FerryError('FERRY_ERR_UPLOAD_METADATA_TOO_LARGE', `Upload-Metadata is ${Buffer.byteLength(metadata, 'latin1')} bytes; this server accepts at most ${limits.maxMetadataBytes} (--max-upload-metadata)`, {
+      extra: { limitBytes: limits.maxMetadataBytes },
+    });
+  }
   const intent = readUploadIntent(parseUploadMetadata(metadata ?? undefined));
   const lengthHeader = header(headers, 'upload-length');
   const deferHeader = header(headers, 'upload-defer-length');
@@ -96,7 +109,7 @@ export function decideCreation(headers: HeaderBag, limits: TusLimits): CreationP
   if (length !== undefined && deferred) throw headerInvalid('send either Upload-Length or Upload-Defer-Length, not both');
   if (length === undefined && !deferred) throw headerInvalid('Upload-Length or Upload-Defer-Length: 1 is required');
   if (length !== undefined && limits.maxUploadBytes !== undefined && length > limits.maxUploadBytes) {
-    throw tooLarge(limits.maxUploadBytes, `Upload-Length ${length} is larger than Tus-Max-Size`);
+    throw overMaxUploadSize(limits.maxUploadBytes, `Upload-Length ${length} is larger than Tus-Max-Size`);
   }
   let withUpload = false;
   let checksum: UploadChecksum | undefined;
@@ -104,7 +117,7 @@ export function decideCreation(headers: HeaderBag, limits: TusLimits): CreationP
     if (!isOffsetOctetStream(headers)) throw new FerryError('FERRY_ERR_UPLOAD_CONTENT_TYPE', 'data in a creation request needs Content-Type: application/offset+octet-stream');
     const cl = contentLength(headers);
     if (cl !== undefined && length !== undefined && cl > length) throw tooLarge(length, `the body (${cl} bytes) is larger than Upload-Length`);
-    if (cl !== undefined && limits.maxUploadBytes !== undefined && cl > limits.maxUploadBytes) throw tooLarge(limits.maxUploadBytes, 'the body is larger than Tus-Max-Size');
+    if (cl !== undefined && limits.maxUploadBytes !== undefined && cl > limits.maxUploadBytes) throw overMaxUploadSize(limits.maxUploadBytes, 'the body is larger than Tus-Max-Size');
     withUpload = true;
     checksum = parseUploadChecksum(header(headers, 'upload-checksum'));
   }
@@ -161,7 +174,7 @@ export function decidePatch(record: UploadRecord, headers: HeaderBag, limits: Tu
   if (declared !== undefined) {
     if (length === null) {
       if (declared < record.offset) throw headerInvalid(`Upload-Length ${declared} is smaller than the bytes already received (${record.offset})`);
-      if (limits.maxUploadBytes !== undefined && declared > limits.maxUploadBytes) throw tooLarge(limits.maxUploadBytes, `Upload-Length ${declared} is larger than Tus-Max-Size`);
+      if (limits.maxUploadBytes !== undefined && declared > limits.maxUploadBytes) throw overMaxUploadSize(limits.maxUploadBytes, `Upload-Length ${declared} is larger than Tus-Max-Size`);
       length = declared;
       declareLength = declared;
     } else if (declared !== length) {

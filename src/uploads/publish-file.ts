@@ -22,6 +22,7 @@ import { parseDecodedPath, type SafePath } from '../core/safe-path.ts';
 import type { LocalFolderHandle, Storage } from '../storage/index.ts';
 import type { MetaStore } from '../meta/index.ts';
 import { conflictName } from './conflict-name.ts';
+import { decidePublishTemp } from './decide-sweep.ts';
 
 export type ConflictPolicy = 'rename' | 'reject' | 'overwrite';
 
@@ -217,8 +218,6 @@ async function existingType(p: string): Promise<'file' | 'directory' | 'symlink'
 const PUBLISH_TEMP_NAMESPACE = 'publish-temp';
 const TEMP_NAME = /^\.ferry-upload-[0-9a-f]{16}\.tmp$/;
 const activePublishTemps = new Set<string>();
-/** A noted temp file older than this is removed even if its process id is alive again (reuse). */
-const PUBLISH_TEMP_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
 
 interface PublishTempNote {
   /** Folder relative to the root. */
@@ -271,10 +270,10 @@ function processAlive(pid: number): boolean {
 }
 
 /**
- * Removes the cross-filesystem temp files that a killed process left in target folders (noted
- * in the journal before they were created). A note of a live process (a draining previous
- * server, another instance on the same state dir) is left alone, and so is one of this
- * process still in use. Returns how many files were removed.
+ * Removes the cross-filesystem temp copies that a killed process left in target folders (noted
+ * in the journal before they were created), by the rule of `decidePublishTemp`: never one whose
+ * writer may still be alive (a draining previous server, another instance on the state dir),
+ * nor one written within the last hour. Returns how many files were removed.
  */
 export async function sweepPublishTemps(storage: Storage, journal: MetaStore, nowMs = Date.now()): Promise<number> {
   let removed = 0;
@@ -284,22 +283,31 @@ export async function sweepPublishTemps(storage: Storage, journal: MetaStore, no
     if (page.length === 0) return removed;
     for (const { key, value } of page) {
       after = key;
-      const mine = value.pid === process.pid;
-      const stale = nowMs - value.createdAt > PUBLISH_TEMP_MAX_AGE_MS;
-      if (!stale && (mine ? activePublishTemps.has(value.name) : processAlive(value.pid))) continue;
-      if (TEMP_NAME.test(value.name) && storage.openFolder !== undefined) {
-        let folder: LocalFolderHandle | undefined;
-        try {
-          folder = await storage.openFolder(parseDecodedPath(value.folder), { create: false });
+      if (!TEMP_NAME.test(value.name) || storage.openFolder === undefined) {
+        await journal.delete(PUBLISH_TEMP_NAMESPACE, key);
+        continue;
+      }
+      let folder: LocalFolderHandle | undefined;
+      try {
+        folder = await storage.openFolder(parseDecodedPath(value.folder), { create: false });
+      } catch {
+        // The folder is gone (or no longer inside the root): so is the copy.
+      }
+      try {
+        const st = folder === undefined ? undefined : await lstat(folder.entry(value.name)).catch(() => undefined);
+        const decision = decidePublishTemp({
+          pid: value.pid, mtimeMs: st?.isFile() === true ? st.mtimeMs : undefined, nowMs,
+          ownPid: process.pid, active: activePublishTemps.has(value.name), isProcessAlive: processAlive,
+        });
+        if (decision === 'keep') continue;
+        if (decision === 'delete' && folder !== undefined) {
           await unlink(folder.entry(value.name));
           removed++;
-        } catch {
-          // Already gone, or its folder is: nothing left to remove.
-        } finally {
-          await folder?.close();
         }
+        await journal.delete(PUBLISH_TEMP_NAMESPACE, key);
+      } finally {
+        await folder?.close();
       }
-      await journal.delete(PUBLISH_TEMP_NAMESPACE, key);
     }
   }
 }

@@ -1,8 +1,9 @@
 /**
  * HTTP wiring for uploads: tus 1.0 under `/uploads/` and `PUT /files/*`, in one encapsulated
  * Fastify plugin whose content-type parsers hand the raw body stream to the handlers (other
- * routes keep their JSON parsing). Also runs the expiry sweeper (on start and on a timer) and
- * the crash recovery pass.
+ * routes keep their JSON parsing). Also runs the expiry sweeper and the crash recovery pass,
+ * both only once the server listens (a second instance that fails with EADDRINUSE must not
+ * touch the state dir it shares with the running one), then the sweeper on a timer.
  */
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -10,7 +11,7 @@ import { FerryError, isFerryError } from '../core/errors.ts';
 import { parseSafePath } from '../core/safe-path.ts';
 import type { Storage } from '../storage/index.ts';
 import type { MetaStore } from '../meta/index.ts';
-import type { TransferControl, TransferSubject } from '../limits/index.ts';
+import { clientKeyOf, type TransferControl, type TransferSubject } from '../limits/index.ts';
 import { requestBaseUrl } from './base-url.ts';
 import { baseTusHeaders, decideCreation, hasBody, header, headHeaders, type HeaderBag } from './decide-tus.ts';
 import { DigestEngine } from './digest-engine.ts';
@@ -18,7 +19,7 @@ import { formatSha256Digest } from './digest-fields.ts';
 import { sweepPublishTemps, type ConflictPolicy } from './publish-file.ts';
 import { precheckPut, receivePut, type PutOptions } from './put-upload.ts';
 import { CHECKSUM_ALGORITHMS, TUS_EXTENSIONS, TUS_VERSION, checkTusResumable, isUploadId } from './tus-headers.ts';
-import { TusService, notFound, type BodyInput, type UploadLogger, type WriteOutcome } from './tus-service.ts';
+import { TusService, notFound, sweepIntervalMs, uploadOwnerOf, type BodyInput, type SweepResult, type UploadLogger, type WriteOutcome } from './tus-service.ts';
 import { createInProcessUploadLocker, type UploadLocker } from './upload-lock.ts';
 import type { UploadRecord } from './upload-record.ts';
 import { UploadStore } from './upload-store.ts';
@@ -27,6 +28,11 @@ import { UploadStore } from './upload-store.ts';
 export interface UploadConfig {
   readonly stateDir: string;
   readonly maxUploadSize: number | undefined;
+  /** --max-pending-uploads / --max-pending-uploads-client. */
+  readonly maxPendingUploads: number;
+  readonly maxPendingUploadsClient: number;
+  /** --max-upload-metadata: longest Upload-Metadata header in bytes. */
+  readonly maxUploadMetadata: number;
   readonly uploadExpiry: number;
   readonly uploadLockWait: number;
   readonly onConflict: ConflictPolicy;
@@ -50,18 +56,13 @@ export interface UploadRouteDeps {
 export interface UploadsHandle {
   readonly service: TusService;
   /** One sweep now (expired uploads, orphaned files). */
-  sweep(): Promise<{ expired: number; orphans: number }>;
+  sweep(): Promise<SweepResult>;
 }
 
 const TUS_PATH = /^\/uploads(?:\/|$)/;
 /** How long an answered request's unread body is drained before the connection is cut. */
 const LINGER_MS = 10_000;
 const discard = (): void => {};
-
-/** Sweep period: half the expiry, between 1 s and 15 min. */
-function sweepIntervalMs(expiryMs: number): number {
-  return Math.min(15 * 60_000, Math.max(1000, Math.floor(expiryMs / 2)));
-}
 
 export async function registerUploadRoutes(app: FastifyInstance, deps: UploadRouteDeps): Promise<UploadsHandle> {
   const cfg = deps.config;
@@ -71,7 +72,8 @@ export async function registerUploadRoutes(app: FastifyInstance, deps: UploadRou
   const service = new TusService({
     storage: deps.storage, meta: deps.meta, store, logger,
     locker: deps.locker ?? createInProcessUploadLocker(),
-    limits: { maxUploadBytes: cfg.maxUploadSize },
+    limits: { maxUploadBytes: cfg.maxUploadSize, maxMetadataBytes: cfg.maxUploadMetadata },
+    maxPending: cfg.maxPendingUploads, maxPendingPerClient: cfg.maxPendingUploadsClient,
     expiryMs: cfg.uploadExpiry, lockWaitMs: cfg.uploadLockWait, onConflict: cfg.onConflict, dotfiles: cfg.dotfiles,
     ...(cfg.uploadCheckpoint === undefined ? {} : { checkpointBytes: cfg.uploadCheckpoint }),
   });
@@ -80,12 +82,15 @@ export async function registerUploadRoutes(app: FastifyInstance, deps: UploadRou
   /** Requests whose body may not be read to the end (see the onResponse hook). */
   const unread = new WeakSet<FastifyRequest>();
 
-  const sweep = async (): Promise<{ expired: number; orphans: number }> => {
+  const sweep = async (): Promise<SweepResult> => {
     const r = await service.sweep(activeTemps);
-    // Cross-filesystem temp files that a killed process left in target folders.
+    // Cross-filesystem temp copies that a killed process left in target folders (same rule as
+    // above: never one whose writer is still alive).
     const publishTemps = await sweepPublishTemps(deps.storage, deps.meta);
-    if (r.expired > 0 || r.orphans > 0 || publishTemps > 0) logger.info({ event: 'sweep', ...r, publishTemps }, 'expired uploads and orphaned files removed');
-    return { expired: r.expired, orphans: r.orphans + publishTemps };
+    const all: SweepResult = { ...r, orphans: r.orphans + publishTemps };
+    if (all.expired > 0 || all.orphans > 0) logger.info({ event: 'sweep', ...all, publishTemps }, 'expired uploads and orphaned files removed');
+    else logger.debug({ event: 'sweep', ...all, publishTemps }, 'upload sweep found nothing to remove');
+    return all;
   };
 
   await app.register(async (scope) => {
@@ -118,7 +123,10 @@ export async function registerUploadRoutes(app: FastifyInstance, deps: UploadRou
     });
 
     let timer: NodeJS.Timeout | undefined;
-    scope.addHook('onReady', async () => {
+    // onListen, not onReady: ready() runs before the socket is bound, so a process whose
+    // listen then fails (EADDRINUSE: another Ferry runs on this state dir) would already have
+    // swept and recovered the other one's uploads.
+    scope.addHook('onListen', async () => {
       const run = (): void => { void sweep().catch((err: unknown) => { logger.warn({ err }, 'upload sweep failed'); }); };
       void (async () => {
         await sweep().catch((err: unknown) => { logger.warn({ err }, 'upload sweep failed'); });
@@ -152,10 +160,11 @@ export async function registerUploadRoutes(app: FastifyInstance, deps: UploadRou
       const override = header(request.headers, 'x-http-method-override')?.trim().toUpperCase();
       if (override !== undefined && override !== 'POST') throw new FerryError('FERRY_ERR_METHOD_NOT_ALLOWED', `${override} is not allowed on the creation URL`, { headers: { allow: 'POST, OPTIONS' } });
       markUnread(request);
-      const plan = decideCreation(request.headers, { maxUploadBytes: cfg.maxUploadSize });
+      const plan = decideCreation(request.headers, { maxUploadBytes: cfg.maxUploadSize, maxMetadataBytes: cfg.maxUploadMetadata });
       const base = baseUrl(request);
       const input = plan.kind !== 'final' && plan.withUpload ? bodyInput(request, reply) : undefined;
-      const { record, outcome } = await service.create(plan, base, input);
+      const owner = uploadOwnerOf(clientKeyOf({ identity: request.identity, clientAddress: request.ip }));
+      const { record, outcome } = await service.create(plan, base, input, owner);
       if (outcome !== undefined && handleCut(request, reply, outcome)) return reply;
       if (outcome === undefined || outcome.bodyConsumed) unread.delete(request);
       const headers: Record<string, string> = { ...baseTusHeaders(), location: `${base}/uploads/${record.id}`, ...progressHeaders(record) };

@@ -11,6 +11,7 @@
  * killed during a single 50 GB PATCH restarts with most of it, never with more than was stored.
  */
 import { rename, stat as fsStat, lstat, unlink, readdir } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
@@ -22,17 +23,19 @@ import type { MetaStore } from '../meta/index.ts';
 import { createDigester, type Digester } from './checksum.ts';
 import type { DigestResult, RunningDigest } from './digest-engine.ts';
 import { conflictName } from './conflict-name.ts';
-import { checkAlive, decidePatch, header, tooLarge, type CreationPlan, type HeaderBag, type TusLimits } from './decide-tus.ts';
+import { checkAlive, decidePatch, header, overMaxUploadSize, tooLarge, type CreationPlan, type HeaderBag, type TusLimits } from './decide-tus.ts';
+import { isDataIdle, isTempOrphan } from './decide-sweep.ts';
 import { ingestBody } from './ingest-body.ts';
 import { checkName, checkTargetFolder, childPath, ensureTargetFolder, entryExists, mapWriteError, nameExists, publishFile, type ConflictPolicy } from './publish-file.ts';
 import { recordDigests } from './record-digests.ts';
 import { CHECKSUM_ALGORITHMS, headerInvalid, parseUploadChecksum, uploadIdFromUrl, type ChecksumAlgorithm, type UploadChecksum } from './tus-headers.ts';
 import type { UploadLock, UploadLocker } from './upload-lock.ts';
-import { isExpired, isGone, type UploadRecord } from './upload-record.ts';
+import { isExpired, isGone, isPending, type UploadRecord } from './upload-record.ts';
 import { UploadStore } from './upload-store.ts';
 
 /** The logger a capability is handed (pino's Logger satisfies it). */
 export interface UploadLogger {
+  debug(obj: object, msg?: string): void;
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
@@ -46,6 +49,10 @@ export interface TusServiceOptions {
   readonly locker: UploadLocker;
   readonly logger: UploadLogger;
   readonly limits: TusLimits;
+  /** --max-pending-uploads: unfinished uploads on the server (undefined = no cap). */
+  readonly maxPending?: number | undefined;
+  /** --max-pending-uploads-client: unfinished uploads per client. */
+  readonly maxPendingPerClient?: number | undefined;
   readonly expiryMs: number;
   readonly lockWaitMs: number;
   readonly onConflict: ConflictPolicy;
@@ -77,6 +84,37 @@ export interface WriteOutcome {
 
 const DEFAULT_CHECKPOINT_BYTES = 64 * 1024 * 1024;
 
+/** Sweep period: half the expiry, between 1 s and 15 min. */
+export function sweepIntervalMs(expiryMs: number): number {
+  return Math.min(15 * 60_000, Math.max(1000, Math.floor(expiryMs / 2)));
+}
+
+/**
+ * The owner recorded with an upload for --max-pending-uploads-client: a hash of the client key
+ * (`token:<name>`, `jwt:<sub>`, `ip:<address>`, as src/limits clientKeyOf), so that records do
+ * not carry identities or addresses.
+ */
+export function uploadOwnerOf(clientKey: string): string {
+  return createHash('sha256').update(clientKey).digest('base64url').slice(0, 22);
+}
+
+export interface SweepResult {
+  readonly expired: number;
+  readonly orphans: number;
+  /** Files or uploads left alone because another live process may own them. */
+  readonly kept: number;
+}
+
+/** `kill(pid, 0)`: ESRCH means no such process; EPERM means it exists (another user's). */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoCode(err) !== 'ESRCH';
+  }
+}
+
 export function notFound(id: string): FerryError {
   return new FerryError('FERRY_ERR_UPLOAD_NOT_FOUND', `no upload ${id.length <= 64 ? id : `${id.slice(0, 64)}…`}`);
 }
@@ -90,6 +128,8 @@ export class TusService {
   readonly #cleanEnds = new Set<string>();
   /** Background finishing work (assembly, recovery), so shutdown can wait for it. */
   readonly #background = new Set<Promise<unknown>>();
+  /** Serialises count-then-insert, so concurrent creations cannot all slip under a cap. */
+  #admission: Promise<unknown> = Promise.resolve();
 
   constructor(options: TusServiceOptions) {
     this.#o = options;
@@ -106,11 +146,12 @@ export class TusService {
    * §Creation. Checks the target up front (jail, `--on-conflict reject`) so that a client never
    * uploads 50 GB to learn at the end that the name was refused.
    */
-  async create(plan: CreationPlan, baseUrl: string, body: BodyInput | undefined): Promise<{ record: UploadRecord; outcome: WriteOutcome | undefined }> {
-    if (plan.kind === 'final') return { record: await this.#createFinal(plan, baseUrl), outcome: undefined };
+  async create(plan: CreationPlan, baseUrl: string, body: BodyInput | undefined, owner: string): Promise<{ record: UploadRecord; outcome: WriteOutcome | undefined }> {
+    if (plan.kind === 'final') return { record: await this.#createFinal(plan, baseUrl, owner), outcome: undefined };
     if (plan.kind === 'single') await this.#checkTarget(plan.intent);
     const now = this.#now();
     const record: UploadRecord = {
+      owner,
       id: UploadStore.newId(),
       createdAt: now,
       expiresAt: now + this.#o.expiryMs,
@@ -122,7 +163,7 @@ export class TusService {
       ...(plan.kind === 'partial' ? { concatHeader: 'partial' } : {}),
       state: 'receiving',
     };
-    await this.#store.put(record).catch((err: unknown) => { throw mapWriteError(err); });
+    await this.#admit(record);
     this.#event(record, 'created', { length: record.length, deferred: record.length === null, partial: record.concat === 'partial' });
     if (record.length === 0 && plan.kind === 'single') {
       // An empty file is complete at creation.
@@ -137,6 +178,31 @@ export class TusService {
     // §Creation With Upload: "similar rules as for the PATCH request and response apply".
     const outcome = await this.#patchLocked(record.id, body, true);
     return { record: outcome.record, outcome };
+  }
+
+  /**
+   * Stores a new upload if the caps allow it (--max-pending-uploads-client first: a client at
+   * its own cap learns that it is the one to act, by finishing or terminating uploads).
+   */
+  async #admit(record: UploadRecord): Promise<void> {
+    const run = this.#admission.then(async () => {
+      const { maxPending, maxPendingPerClient } = this.#o;
+      const retryAfter = { 'retry-after': String(Math.ceil(sweepIntervalMs(this.#o.expiryMs) / 1000)) };
+      if (maxPendingPerClient !== undefined && record.owner !== undefined && (await this.#store.pendingCount(record.owner)) >= maxPendingPerClient) {
+        throw new FerryError('FERRY_ERR_UPLOAD_PENDING_CLIENT', `this client has ${maxPendingPerClient} unfinished uploads (--max-pending-uploads-client); finish or terminate (DELETE) some, or wait for them to expire`, {
+          headers: retryAfter, extra: { limit: maxPendingPerClient },
+        });
+      }
+      if (maxPending !== undefined && (await this.#store.pendingCount()) >= maxPending) {
+        this.#o.logger.warn({ event: 'pending-cap', limit: maxPending }, 'upload refused: the server holds --max-pending-uploads unfinished uploads');
+        throw new FerryError('FERRY_ERR_UPLOAD_PENDING_GLOBAL', `the server holds ${maxPending} unfinished uploads (--max-pending-uploads); try again later`, {
+          headers: retryAfter, extra: { limit: maxPending },
+        });
+      }
+      await this.#store.insert(record).catch((err: unknown) => { throw mapWriteError(err); });
+    });
+    this.#admission = run.catch(() => {});
+    await run;
   }
 
   async #checkTarget(intent: CreationPlan['intent']): Promise<void> {
@@ -154,7 +220,7 @@ export class TusService {
    * claimed by exactly one final upload (atomically); posting the same list again returns the
    * same final upload, so a client that lost the answer can simply retry.
    */
-  async #createFinal(plan: Extract<CreationPlan, { kind: 'final' }>, baseUrl: string): Promise<UploadRecord> {
+  async #createFinal(plan: Extract<CreationPlan, { kind: 'final' }>, baseUrl: string, owner: string): Promise<UploadRecord> {
     await this.#checkTarget(plan.intent);
     const ids: string[] = [];
     for (const url of plan.urls) {
@@ -187,9 +253,10 @@ export class TusService {
       return existing.state === 'done' ? existing : this.#assemble(existing.id);
     }
     if (this.#o.limits.maxUploadBytes !== undefined && total > this.#o.limits.maxUploadBytes) {
-      throw tooLarge(this.#o.limits.maxUploadBytes, `the partial uploads add up to ${total} bytes`);
+      throw overMaxUploadSize(this.#o.limits.maxUploadBytes, `the partial uploads add up to ${total} bytes`);
     }
     const record: UploadRecord = {
+      owner,
       id: UploadStore.newId(),
       createdAt: now,
       expiresAt: now + this.#o.expiryMs,
@@ -202,7 +269,7 @@ export class TusService {
       parts: ids,
       state: 'waiting',
     };
-    await this.#store.put(record).catch((err: unknown) => { throw mapWriteError(err); });
+    await this.#admit(record);
     const claimed: string[] = [];
     for (const id of ids) {
       if (!(await this.#store.claimPartial(id, record.id))) {
@@ -340,7 +407,7 @@ export class TusService {
               // Taken now: the writes that follow must not leak into what this checkpoint claims.
               const snapshot = running?.snapshot();
               await fileHandle.datasync();
-              current = { ...current, offset: record.offset + written, expiresAt: this.#now() + this.#o.expiryMs };
+              current = { ...current, offset: record.offset + written, expiresAt: this.#now() + this.#o.expiryMs, dataSyncedAt: Date.now() };
               await this.#store.put(current);
               if (snapshot !== undefined) this.#store.setDigest(id, snapshot);
             },
@@ -376,7 +443,7 @@ export class TusService {
       if (newOffset !== current.offset || lengthChanged) {
         try {
           await fh.datasync();
-          current = { ...current, offset: newOffset, expiresAt: this.#now() + this.#o.expiryMs };
+          current = { ...current, offset: newOffset, expiresAt: this.#now() + this.#o.expiryMs, dataSyncedAt: Date.now() };
           await this.#store.put(current);
           if (keep === result.bytesWritten && running !== undefined) this.#store.setDigest(id, running.snapshot());
         } catch (err) {
@@ -670,31 +737,44 @@ export class TusService {
   // --- hygiene ---------------------------------------------------------------
 
   /**
-   * Removes expired unfinished uploads (their data, and a tombstone so they answer 410), and
-   * data files nobody owns. Uploads being written are skipped: the writer holds the lock.
+   * Removes expired unfinished uploads (their data, and a tombstone so they answer 410), data
+   * files nobody owns and PUT temp files left by a crash; repairs the pending-upload index.
+   * Uploads being written by this process are skipped (the writer holds the lock); files that
+   * another live process sharing the state dir may be writing are left alone (decide-sweep.ts).
    */
-  async sweep(activeTempFiles: ReadonlySet<string>): Promise<{ expired: number; orphans: number }> {
+  async sweep(activeTempFiles: ReadonlySet<string>): Promise<SweepResult> {
     const now = this.#now();
     let expired = 0;
+    let kept = 0;
     const live = new Set<string>();
     for await (const record of this.#store.all()) {
       if (isExpired(record, now)) {
-        if (await this.#expire(record.id)) { expired++; continue; }
+        const r = await this.#expire(record.id);
+        if (r === 'expired') { expired++; continue; }
+        if (r === 'in-use') kept++;
       }
-      if (!isGone(record) && record.state !== 'done') live.add(record.id);
+      if (isPending(record)) live.add(record.id);
     }
+    await this.#store.reconcilePending(live);
     let orphans = 0;
     for (const name of await readdir(this.#store.dir).catch(() => [] as string[])) {
       const file = path.join(this.#store.dir, name);
       const m = /^([A-Za-z0-9_-]{22})\.part$/.exec(name);
       if (m !== null) {
         if (!live.has(m[1]!) && (await this.#removeOrphan(m[1]!))) orphans++;
-      } else if (/^put-[0-9a-f]+\.tmp$/.test(name) && !activeTempFiles.has(file)) {
-        await unlink(file).catch(() => {});
-        orphans++;
+        continue;
       }
+      if (!name.startsWith('put-')) continue;
+      const st = await fsStat(file).catch(() => undefined);
+      if (st === undefined) continue;
+      const orphan = isTempOrphan({
+        name, mtimeMs: st.mtimeMs, nowMs: Date.now(), ownPid: process.pid, active: activeTempFiles.has(file), isProcessAlive: processExists,
+      });
+      if (!orphan) { kept++; continue; }
+      await unlink(file).catch(() => {});
+      orphans++;
     }
-    return { expired, orphans };
+    return { expired, orphans, kept };
   }
 
   /** A data file whose upload is gone or finished (checked again under the lock: it may be new). */
@@ -716,16 +796,19 @@ export class TusService {
     }
   }
 
-  async #expire(id: string): Promise<boolean> {
+  async #expire(id: string): Promise<'expired' | 'in-use' | 'not-expired'> {
     let lock: UploadLock;
     try {
       lock = await this.#o.locker.acquire(id, { waitMs: 0, polite: true });
     } catch {
-      return false;
+      return 'in-use';
     }
     try {
       const record = await this.#store.get(id);
-      if (record === undefined || !isExpired(record, this.#now())) return false;
+      if (record === undefined || !isExpired(record, this.#now())) return 'not-expired';
+      // The lock is this process's only: another one sharing the state dir may be writing it.
+      const dataStat = await fsStat(this.#store.dataPath(id)).catch(() => undefined);
+      if (!isDataIdle(dataStat?.mtimeMs, record.dataSyncedAt, Date.now())) return 'in-use';
       if (record.concat === 'final' && record.state === 'waiting') {
         // Lives as long as its partial uploads: re-check them.
         let until = record.expiresAt;
@@ -733,14 +816,14 @@ export class TusService {
           const part = await this.#store.get(partId);
           if (part !== undefined && !isGone(part)) until = Math.max(until, part.expiresAt);
         }
-        if (until > this.#now()) { await this.#store.put({ ...record, expiresAt: until }); return false; }
+        if (until > this.#now()) { await this.#store.put({ ...record, expiresAt: until }); return 'not-expired'; }
         for (const partId of record.parts ?? []) await this.#store.releasePartial(partId);
       }
       await this.#store.removeData(id);
       await this.#store.put({ ...record, state: 'expired' });
       this.#cleanEnds.delete(id);
       this.#event(record, 'expired', { offset: record.offset });
-      return true;
+      return 'expired';
     } finally {
       await lock.release();
     }

@@ -51,6 +51,13 @@ export interface UploadRecord {
   readonly target?: string;
   /** Why a `failed` upload failed (safe for clients). */
   readonly reason?: string;
+  /**
+   * Who created it, for --max-pending-uploads-client: a hash of the client key (the token or
+   * JWT identity, else the client address), never the name itself.
+   */
+  readonly owner?: string;
+  /** Wall-clock ms of the last commit of data (after its fsync); see decide-sweep.ts isDataIdle. */
+  readonly dataSyncedAt?: number;
 }
 
 /** Tombstones and finished records are kept this long so that clients get 410 / a complete offset. */
@@ -58,6 +65,14 @@ export const TOMBSTONE_TTL_MS = 7 * 24 * 3600 * 1000;
 
 export function isGone(record: UploadRecord): boolean {
   return GONE_STATES.has(record.state);
+}
+
+/**
+ * Unfinished: counts against --max-pending-uploads(-client). Finished (`done`) and tombstones
+ * do not; an expired upload counts until the sweep turns it into a tombstone.
+ */
+export function isPending(record: UploadRecord): boolean {
+  return !isGone(record) && record.state !== 'done';
 }
 
 /** Unfinished and past its expiry (done uploads and tombstones never expire this way). */

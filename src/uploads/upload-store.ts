@@ -16,10 +16,24 @@ import { crc32 } from 'node:zlib';
 import type { MetaStore } from '../meta/index.ts';
 import type { DigestEngine, DigestResult, FileDigestState } from './digest-engine.ts';
 import { isUploadId } from './tus-headers.ts';
-import { TOMBSTONE_TTL_MS, UPLOAD_NAMESPACE, isGone, type UploadRecord } from './upload-record.ts';
+import { TOMBSTONE_TTL_MS, UPLOAD_NAMESPACE, isGone, isPending, type UploadRecord } from './upload-record.ts';
 
 /** partial id → final id that took it in (setIfAbsent makes the claim atomic). */
 const FINAL_OF_NAMESPACE = 'tus-final-of';
+/**
+ * Unfinished uploads, counted for --max-pending-uploads: id → {owner, at}. Kept beside the
+ * records (not derived by reading them all) so that a creation counts in one index range scan.
+ */
+const PENDING_NAMESPACE = 'tus-pending';
+/** The same per owner (--max-pending-uploads-client): `tus-pending:<owner>`, id → 1. */
+const pendingOfOwner = (owner: string): string => `${PENDING_NAMESPACE}:${owner}`;
+/** An index entry without a record is normal while insert() runs; only older ones are stale. */
+const PENDING_STALE_MS = 60_000;
+
+interface PendingEntry {
+  readonly owner: string | null;
+  readonly at: number;
+}
 
 export class UploadStore {
   readonly dir: string;
@@ -48,9 +62,12 @@ export class UploadStore {
     return path.join(this.dir, `${id}.part`);
   }
 
-  /** A fresh temp file name for PUT bodies. */
+  /**
+   * A fresh temp file name for PUT bodies: `put-<pid>-<random>.tmp`. The pid tells a sweep in
+   * another process sharing the state dir whose file it is (decide-sweep.ts).
+   */
   tempPath(): string {
-    return path.join(this.dir, `put-${randomBytes(12).toString('hex')}.tmp`);
+    return path.join(this.dir, `put-${process.pid}-${randomBytes(12).toString('hex')}.tmp`);
   }
 
   async get(id: string): Promise<UploadRecord | undefined> {
@@ -58,10 +75,73 @@ export class UploadStore {
     return this.#meta.get<UploadRecord>(UPLOAD_NAMESPACE, id);
   }
 
-  /** Tombstones and finished uploads are kept for a while (410 / complete HEAD), then dropped. */
+  /**
+   * Stores a new upload and counts it as pending (index first: a crash in between leaves an
+   * over-count that the sweep repairs, never an upload that escapes the caps).
+   */
+  async insert(record: UploadRecord): Promise<void> {
+    const entry: PendingEntry = { owner: record.owner ?? null, at: Date.now() };
+    await this.#meta.set(PENDING_NAMESPACE, record.id, entry);
+    if (record.owner !== undefined) await this.#meta.set(pendingOfOwner(record.owner), record.id, 1);
+    await this.#meta.set(UPLOAD_NAMESPACE, record.id, record);
+  }
+
+  /**
+   * Tombstones and finished uploads are kept for a while (410 / complete HEAD), then dropped,
+   * and stop counting as pending. A tombstone keeps only what a 410 needs: the client-chosen
+   * metadata is dropped, so that create-and-terminate does not leave kilobytes per upload.
+   */
   async put(record: UploadRecord): Promise<void> {
-    const keep = isGone(record) || record.state === 'done';
-    await this.#meta.set(UPLOAD_NAMESPACE, record.id, record, keep ? { ttlMs: TOMBSTONE_TTL_MS } : {});
+    if (isPending(record)) {
+      await this.#meta.set(UPLOAD_NAMESPACE, record.id, record);
+      return;
+    }
+    const stored: UploadRecord = isGone(record) ? { ...record, metadata: null, intent: { folder: '' } } : record;
+    await this.#meta.set(UPLOAD_NAMESPACE, record.id, stored, { ttlMs: TOMBSTONE_TTL_MS });
+    await this.#forgetPending(record.id, record.owner);
+  }
+
+  async #forgetPending(id: string, owner: string | null | undefined): Promise<void> {
+    if (owner !== undefined && owner !== null) await this.#meta.delete(pendingOfOwner(owner), id);
+    await this.#meta.delete(PENDING_NAMESPACE, id);
+  }
+
+  /** Unfinished uploads: all of them, or those of one owner. */
+  async pendingCount(owner?: string): Promise<number> {
+    return this.#meta.count(owner === undefined ? PENDING_NAMESPACE : pendingOfOwner(owner));
+  }
+
+  /**
+   * Repairs the pending index against the records (the sweep calls it): entries whose upload
+   * is finished, gone or missing are dropped; pending uploads missing from it (a crash between
+   * the writes, or records of an older version) are added. Each fix re-reads the record.
+   */
+  async reconcilePending(pending: ReadonlySet<string>): Promise<{ dropped: number; added: number }> {
+    let dropped = 0;
+    let added = 0;
+    const indexed = new Set<string>();
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.#meta.list<PendingEntry>(PENDING_NAMESPACE, { limit: 500, ...(after === undefined ? {} : { after }) });
+      for (const { key, value } of page) {
+        indexed.add(key);
+        if (pending.has(key)) continue;
+        const record = await this.get(key);
+        const stale = record === undefined ? Date.now() - value.at >= PENDING_STALE_MS : !isPending(record);
+        if (stale) { await this.#forgetPending(key, value.owner); dropped++; }
+      }
+      if (page.length < 500) break;
+      after = page.at(-1)?.key;
+    }
+    for (const id of pending) {
+      if (indexed.has(id)) continue;
+      const record = await this.get(id);
+      if (record === undefined || !isPending(record)) continue;
+      await this.#meta.set(PENDING_NAMESPACE, id, { owner: record.owner ?? null, at: Date.now() } satisfies PendingEntry);
+      if (record.owner !== undefined) await this.#meta.set(pendingOfOwner(record.owner), id, 1);
+      added++;
+    }
+    return { dropped, added };
   }
 
   async *all(): AsyncGenerator<UploadRecord> {

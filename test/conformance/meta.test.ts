@@ -52,6 +52,24 @@ for (const backend of BACKENDS) {
     assert.deepEqual(rest.map((r) => [r.key, r.value]), [['c', 'C'], ['d', 'D'], ['e', 'E']]);
   });
 
+  test(`${backend.name}: count counts the live keys of one namespace only`, async (t) => {
+    const tmp = await makeTempDir();
+    t.after(tmp.remove);
+    const meta = await backend.open(tmp.dir);
+    t.after(() => meta.close());
+    assert.equal(await meta.count('c'), 0);
+    for (const k of ['a', 'b', 'c']) await meta.set('c', k, k);
+    await meta.set('c', 'a', 'again'); // overwriting does not add
+    await meta.set('c-other', 'a', 1);
+    await meta.set('c', 'short', 1, { ttlMs: 30 });
+    assert.equal(await meta.count('c'), 4);
+    assert.equal(await meta.count('c-other'), 1);
+    await new Promise((r) => setTimeout(r, 60)); // waiting for wall-clock expiry is the behaviour under test
+    assert.equal(await meta.count('c'), 3, 'an expired key is not counted');
+    await meta.delete('c', 'b');
+    assert.equal(await meta.count('c'), 2);
+  });
+
   test(`${backend.name}: values survive close and reopen`, async (t) => {
     const tmp = await makeTempDir();
     t.after(tmp.remove);

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { watch } from 'node:fs';
-import { lstat, mkdir, readFile, readdir, readlink, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, readlink, symlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { makeTempDir } from '../helpers/temp-dir.ts';
 import { startChildServer, type ChildServer } from '../helpers/start-server.ts';
@@ -92,6 +92,9 @@ test('kill -9 during a cross-filesystem publish: the next start removes the hidd
   await once(curl, 'exit');
   assert.ok((await readdir(path.join(root, 'in'))).includes(tempName), 'the kill left the temp copy behind (the case under test)');
   assert.ok(!(await readdir(path.join(root, 'in'))).includes('big.bin'), 'and nothing was published');
+  // A sweep removes only copies idle for an hour (src/uploads/decide-sweep.ts): let that hour pass.
+  const hourAgo = new Date(Date.now() - 2 * 3600_000);
+  await utimes(path.join(root, 'in', tempName), hourAgo, hourAgo);
 
   const second = await startChildServer(['--tokens-file', tokensFile], { root, stateDir });
   servers.push(second);

@@ -75,7 +75,7 @@ test('a lock that cannot be taken within --upload-lock-wait answers 423', async 
   const app = Fastify({ logger: false });
   t.after(async () => { await app.close(); await meta.close(); });
   await registerUploadRoutes(app, {
-    config: { stateDir: path.join(tmp.dir, 'state'), maxUploadSize: undefined, uploadExpiry: 60_000, uploadLockWait: 200, onConflict: 'rename', dotfiles: 'deny', trustProxy: false },
+    config: { stateDir: path.join(tmp.dir, 'state'), maxUploadSize: undefined, maxPendingUploads: 10_000, maxPendingUploadsClient: 100, maxUploadMetadata: 4096, uploadExpiry: 60_000, uploadLockWait: 200, onConflict: 'rename', dotfiles: 'deny', trustProxy: false },
     storage, meta, logger: pino({ level: 'silent' }), transfer: createUnlimitedTransferControl(), locker,
   });
   await app.listen({ host: '127.0.0.1', port: 0 });

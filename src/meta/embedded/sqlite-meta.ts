@@ -16,6 +16,7 @@ export class SqliteMetaStore implements MetaStore {
   readonly #delete: StatementSync;
   readonly #list: StatementSync;
   readonly #sweep: StatementSync;
+  readonly #count: StatementSync;
   #closed = false;
   #writes = 0;
 
@@ -27,6 +28,8 @@ export class SqliteMetaStore implements MetaStore {
     this.#delete = db.prepare('DELETE FROM kv WHERE ns = ? AND key = ?');
     this.#list = db.prepare('SELECT key, value FROM kv WHERE ns = ? AND key > ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key LIMIT ?');
     this.#sweep = db.prepare('DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?');
+    // The primary key (ns, key) makes this a range scan of the namespace's index entries.
+    this.#count = db.prepare('SELECT COUNT(*) AS n FROM kv WHERE ns = ? AND (expires_at IS NULL OR expires_at > ?)');
   }
 
   /** Opens (creating if needed) `<stateDir>/meta.sqlite`; `':memory:'` for an in-memory store. */
@@ -65,6 +68,11 @@ export class SqliteMetaStore implements MetaStore {
   async list<T = unknown>(namespace: string, options: { after?: string; limit?: number } = {}): Promise<Array<{ key: string; value: T }>> {
     const rows = this.#list.all(namespace, options.after ?? '', Date.now(), options.limit ?? 1000) as Array<{ key: string; value: string }>;
     return rows.map((r) => ({ key: r.key, value: JSON.parse(r.value) as T }));
+  }
+
+  async count(namespace: string): Promise<number> {
+    const row = this.#count.get(namespace, Date.now()) as { n: number | bigint };
+    return Number(row.n);
   }
 
   #maybeSweep(): void {

@@ -72,3 +72,13 @@ test('HEAD: Upload-Offset always (final: only when done), Upload-Defer-Length wh
   assert.equal(f['upload-concat'], 'final;/uploads/a');
   assert.equal(headHeaders(rec({ concat: 'final', state: 'done', offset: 100 }))['upload-offset'], '100');
 });
+
+test('creation: Upload-Metadata over maxMetadataBytes is 400 before it is parsed', () => {
+  const capped = { ...limits, maxMetadataBytes: 300 };
+  const ok = `filename ${Buffer.from('a.bin').toString('base64')}`;
+  assert.equal(decideCreation({ 'upload-length': '1', 'upload-metadata': ok }, capped).metadata, ok);
+  // Malformed too, but the size is what is refused (nothing else reads an oversize value).
+  const big = `k ${'A'.repeat(400)}!`;
+  assert.throws(() => decideCreation({ 'upload-length': '1', 'upload-metadata': big }, capped), (err: unknown) => err instanceof FerryError && err.code === 'FERRY_ERR_UPLOAD_METADATA_TOO_LARGE' && /--max-upload-metadata/.test(err.message));
+  assert.equal(decideCreation({ 'upload-length': '1', 'upload-metadata': `k ${'A'.repeat(400)}` }, limits).kind, 'single', 'no cap without maxMetadataBytes');
+});
