@@ -64,15 +64,29 @@ export function send(base: string, o: SendOptions): Promise<HttpResult> {
   });
 }
 
+export interface RunForOptions {
+  /** Keep going past `durationMs` until this many calls have started (a busy machine)… */
+  readonly minCalls?: number;
+  /** …but never start a call after this many milliseconds. */
+  readonly maxMs?: number;
+}
+
 /**
  * Runs `concurrency` workers, each calling `work(worker, iteration)` again and again until
- * `durationMs` has passed (the running calls finish). Resolves with the number of calls.
+ * `durationMs` has passed and `minCalls` calls have started, or `maxMs` has passed (the running
+ * calls finish). Resolves with the number of calls.
  */
-export async function runFor(durationMs: number, concurrency: number, work: (worker: number, iteration: number) => Promise<void>): Promise<number> {
-  const deadline = performance.now() + durationMs;
+export async function runFor(durationMs: number, concurrency: number, work: (worker: number, iteration: number) => Promise<void>, options: RunForOptions = {}): Promise<number> {
+  const start = performance.now();
+  const minCalls = options.minCalls ?? 0;
+  const maxMs = Math.max(durationMs, options.maxMs ?? durationMs);
   let calls = 0;
+  const more = (): boolean => {
+    const elapsed = performance.now() - start;
+    return elapsed < maxMs && (elapsed < durationMs || calls < minCalls);
+  };
   await Promise.all(Array.from({ length: concurrency }, async (_, worker) => {
-    for (let i = 0; performance.now() < deadline; i++) {
+    for (let i = 0; more(); i++) {
       calls++;
       await work(worker, i);
     }
