@@ -13,6 +13,11 @@
  * exists outside (listings, zip entry names); afterwards nothing outside the root
  * was created or changed (names, sizes, mtimes, inodes) and no hidden name was created inside.
  *
+ * How it failed on the code before the jail fixes: no escape and no hidden name in any run, but
+ * PUT /files/{…}/{a name of 256+ bytes} answered 500 (ENAMETOOLONG from lstat in
+ * src/uploads/publish-file.ts), 7–15 cases per run of 1,500–2,500 paths (seeds 1, 2, 3, 7,
+ * 12345). Very deep paths (500 segments) are accepted and create 500 nested folders.
+ *
  * FERRY_FUZZ_SEED repeats a run (the seed is always logged); FERRY_FUZZ_CASES sets how many
  * paths (default 1500); FERRY_FUZZ_BUDGET_MS bounds the time (default 15 s: no batch starts
  * after it, and at least 500 paths must have run).
@@ -267,6 +272,12 @@ test('path jail fuzz: /files, /zip, PUT and tus metadata over generated paths', 
     }
   }
 
+  // Not a jail property, but worth seeing: listeners that pile up on kept-alive sockets.
+  let listenerWarnings = 0;
+  const onWarning = (w: Error): void => { if (w.name === 'MaxListenersExceededWarning') listenerWarnings++; };
+  process.on('warning', onWarning);
+  t.after(() => { process.off('warning', onWarning); });
+
   const rng = createPrng(seed);
   const cases = [...corpus(), ...Array.from({ length: CASES }, (_, i) => genCase(rng, i))];
   const started = performance.now();
@@ -292,7 +303,7 @@ test('path jail fuzz: /files, /zip, PUT and tus metadata over generated paths', 
   assert.equal(await readFile(path.join(root, '.secret'), 'utf8'), SECRET);
 
   t.diagnostic(`${ran} of ${cases.length} paths, ${requests} requests in ${elapsedMs} ms; statuses ${JSON.stringify(Object.fromEntries([...statuses].sort()))}`);
-  t.diagnostic(`fixture links replaced by a PUT/upload (inside the root, put back): ${linkRepairs}; requests resent on a fresh connection: ${reconnects}`);
+  t.diagnostic(`fixture links replaced by a PUT/upload (inside the root, put back): ${linkRepairs}; requests resent on a fresh connection: ${reconnects}; MaxListenersExceededWarning: ${listenerWarnings}`);
   const byKind = new Map<string, number>();
   for (const f of findings) byKind.set(`${f.method} ${f.status} ${f.why.split(':')[0]}`, (byKind.get(`${f.method} ${f.status} ${f.why.split(':')[0]}`) ?? 0) + 1);
   if (findings.length > 0) {
