@@ -312,11 +312,14 @@ export async function sweepPublishTemps(storage: Storage, journal: MetaStore, no
   }
 }
 
-/** ENOSPC/EDQUOT → 507 (the upload stays resumable); other errors pass through. */
+/** ENOSPC/EDQUOT → 507 (the upload stays resumable), ENAMETOOLONG → 400; other errors pass through. */
 export function mapWriteError(err: unknown): unknown {
   const code = errnoCode(err);
   if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') {
     return new FerryError('FERRY_ERR_STORAGE_FULL', code === 'EFBIG' ? 'the file is larger than the filesystem allows' : 'no space left on the server; retry once space is freed', { cause: err });
+  }
+  if (code === 'ENAMETOOLONG') {
+    return new FerryError('FERRY_ERR_PATH_INVALID', 'the name or path is longer than the filesystem allows', { cause: err });
   }
   if (err instanceof Error && /SQLITE_FULL|database or disk is full/i.test(err.message)) {
     return new FerryError('FERRY_ERR_STORAGE_FULL', 'no space left for the upload state; retry once space is freed', { cause: err });

@@ -114,7 +114,13 @@ export async function registerUploadRoutes(app: FastifyInstance, deps: UploadRou
       const socket = raw.socket;
       const timer = setTimeout(() => { socket.destroy(); }, LINGER_MS);
       timer.unref();
-      const stop = (): void => { clearTimeout(timer); };
+      // Both listeners go with the first of the two events: on a kept-alive connection they
+      // would otherwise pile up, one per refused upload.
+      const stop = (): void => {
+        clearTimeout(timer);
+        raw.off('end', stop);
+        socket.off('close', stop);
+      };
       raw.once('end', stop);
       socket.once('close', stop);
       raw.unpipe();
