@@ -156,6 +156,8 @@ export async function createFerryServer(config: FerryConfig, options: CreateServ
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // Every line about this request names its client (the right-most untrusted address).
+    request.log = request.log.child({ client: request.ip });
   });
   // A route that takes the body as a stream (uploads) is held to the upload rate, not to the
   // deadline of a body parsed into memory.
