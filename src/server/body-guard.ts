@@ -13,6 +13,12 @@
  *   window of --send-timeout waiting (0 = off); the guard never asks for more than half of
  *   --limit-upload-rate, which already paces reading.
  *
+ * After the answer, a body that was not read to its end is never drained without bound: the
+ * answer says `Connection: close` (create-server.ts) unless the route took the body stream
+ * and tears it down itself (uploads linger for a while so that the client can read their
+ * answer), and in every case the connection is destroyed LINGER_MS after the answer if the
+ * body has still not ended.
+ *
  * It also sends `100 Continue` (RFC 9110 §10.1.1) only when the body is first read, that is
  * once authentication and the route's prechecks have passed; a request refused earlier gets
  * its final answer without ever being invited to send the body.
@@ -20,6 +26,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export type BodyMode = 'buffered' | 'streamed';
+
+/** Longest time a connection stays open after its answer while an unread body still arrives. */
+export const LINGER_MS = 10_000;
 export type BodyCutReason = 'slow-body' | 'slow-upload';
 
 export interface BodyLimits {
@@ -86,6 +95,8 @@ export interface BodyGuard {
   watch(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void;
   /** The route streams this body itself (an upload): the upload rate applies, not the deadline. */
   markStreamed(req: IncomingMessage): void;
+  /** Whether the route took this request's body as a stream (and owns its teardown). */
+  isStreamed(req: IncomingMessage): boolean;
   /** Requests being watched now. */
   readonly size: number;
   close(): void;
@@ -94,6 +105,7 @@ export interface BodyGuard {
 export function createBodyGuard(options: BodyGuardOptions): BodyGuard {
   const now = options.now ?? (() => performance.now());
   const watches = new Map<IncomingMessage, Watch>();
+  const streamed = new WeakSet<IncomingMessage>();
   const tickMs = Math.max(25, Math.min(1000, Math.floor(Math.min(options.bodyTimeoutMs, options.uploadWindowMs) / 4)));
   let timer: NodeJS.Timeout | undefined;
 
@@ -142,14 +154,24 @@ export function createBodyGuard(options: BodyGuardOptions): BodyGuard {
       };
       watches.set(req, w);
       req.once('end', () => { stop(req); });
-      res.once('finish', () => { stop(req); });
+      res.once('finish', () => {
+        stop(req);
+        if (req.complete || req.socket.destroyed) return;
+        const socket = req.socket;
+        const linger = setTimeout(() => { if (!req.complete) socket.destroy(); }, LINGER_MS);
+        linger.unref();
+        socket.once('close', () => { clearTimeout(linger); });
+        req.once('end', () => { clearTimeout(linger); });
+      });
       res.once('close', () => { stop(req); });
       if (timer === undefined) {
         timer = setInterval(tick, tickMs);
         timer.unref();
       }
     },
+    isStreamed(req) { return streamed.has(req); },
     markStreamed(req) {
+      streamed.add(req);
       const w = watches.get(req);
       if (w !== undefined) w.mode = 'streamed';
     },

@@ -167,9 +167,10 @@ export async function createFerryServer(config: FerryConfig, options: CreateServ
   // An answer sent before the request body was read to its end (a refusal, or a route that
   // does not want the body) closes the connection: the server does not keep reading an
   // unbounded body just to reuse the connection (RFC 9112 §9.6: "close" means the
-  // connection will not persist).
+  // connection will not persist). A route that took the body as a stream (uploads) tears it
+  // down itself; the body guard still cuts it LINGER_MS after the answer.
   app.addHook('onSend', async (request, reply, payload) => {
-    if (hasRequestBody(request.raw) && !request.raw.complete) reply.header('connection', 'close');
+    if (hasRequestBody(request.raw) && !request.raw.complete && !bodyGuard.isStreamed(request.raw)) reply.header('connection', 'close');
     return payload;
   });
   app.addHook('onClose', async () => {
