@@ -95,11 +95,26 @@ export async function authenticate(auth: Authenticator, input: AuthInput): Promi
 }
 
 export interface AccessContext {
-  /** The TCP peer is loopback (never from X-Forwarded-For). */
+  /** The TCP peer is loopback and the request carries no forwarding header (never from X-Forwarded-For). */
   readonly loopback: boolean;
-  /** Tokens or JWT keys are configured (then loopback alone no longer opens diagnostics). */
+  /** Tokens, JWT keys or --link-keys are configured (then loopback alone no longer opens diagnostics). */
   readonly credentialsConfigured: boolean;
   readonly metricsPublic: boolean;
+  /** The route's answer can contain the process's secrets (a heap snapshot). */
+  readonly exposesSecrets?: boolean;
+  /** See loopbackMaySeeSecrets: false when a secret in memory would give loopback more than it has. */
+  readonly secretsOpenToLoopback?: boolean;
+}
+
+/**
+ * Whether an anonymous loopback caller may see the process's memory (a heap snapshot). It
+ * holds every secret Ferry has: tokens in flight and JWT keys (when configured), the
+ * --link-keys, and otherwise the random per-start link key. That key signs links with role
+ * `read`, so it is harmless only while anonymous callers already have `read`. Configured
+ * credentials of any kind (link keys included) close it for good.
+ */
+export function loopbackMaySeeSecrets(credentialsConfigured: boolean, anonymousRole: Role | undefined): boolean {
+  return !credentialsConfigured && roleAtLeast(anonymousRole, 'read');
 }
 
 export type AccessDecision = { readonly ok: true } | AuthDenial;
@@ -122,7 +137,8 @@ function deny(identity: Identity, ctx: AccessContext, what: string): AuthDenial 
  * Whether `identity` may use a route declaring `access` (SPEC §2.3):
  * public → everyone; read/write/admin → at least that role; metrics → loopback, admin or
  * --metrics-public; diagnostics (`loopback-or-admin`) → admin, or loopback while no
- * credentials are configured at all.
+ * credentials are configured at all, and for a route that exposes secrets (the heap) only
+ * while loopbackMaySeeSecrets holds.
  */
 export function decideAccess(access: Access, identity: Identity, ctx: AccessContext): AccessDecision {
   switch (access) {
@@ -133,7 +149,14 @@ export function decideAccess(access: Access, identity: Identity, ctx: AccessCont
       return deny(identity, ctx, 'metrics');
     case 'loopback-or-admin':
       if (identity.kind !== 'link' && (roleAtLeast(identity.role, 'admin') && identity.kind !== 'anonymous')) return { ok: true };
-      if (identity.kind === 'anonymous' && ctx.loopback && !ctx.credentialsConfigured) return { ok: true };
+      if (identity.kind === 'anonymous' && ctx.loopback && !ctx.credentialsConfigured) {
+        if (ctx.exposesSecrets !== true || ctx.secretsOpenToLoopback === true) return { ok: true };
+        return {
+          ok: false, code: 'FERRY_ERR_FORBIDDEN_SECRETS', reason: 'secrets',
+          detail: 'A heap snapshot contains the signed-link key, which grants more than anonymous requests have; it needs an admin token (or --anonymous read)',
+          headers: {},
+        };
+      }
       return deny(identity, ctx, 'diagnostics');
     default:
       if (roleAtLeast(identity.role, access)) return { ok: true };

@@ -3,9 +3,21 @@
  * client commands (`ferry get`, `ferry put`: flags only). One table per command gives the
  * parser, the `--help` text and the TypeScript type.
  */
+import { isIP } from 'node:net';
 import { parseDuration, parseRate, parseSize } from '../core/units.ts';
 
-export type OptionKind = 'string' | 'path' | 'int' | 'size' | 'rate' | 'duration' | 'bool' | 'enum' | 'list' | 'roles';
+export type OptionKind = 'string' | 'path' | 'int' | 'size' | 'rate' | 'duration' | 'bool' | 'enum' | 'list' | 'roles' | 'proxy-trust';
+
+/**
+ * Which peers are trusted proxies (`--trust-proxy`): `false` (none), `true` (= `loopback`: a
+ * proxy on the same host), a hop count (the nearest N addresses of the chain, the socket peer
+ * first), or a list of addresses, CIDRs and the names `loopback`, `linklocal`, `uniquelocal`
+ * (as proxy-addr, which Fastify uses, names them).
+ */
+export type ProxyTrust = boolean | number | readonly string[];
+
+/** The names proxy-addr gives to address ranges. */
+export const PROXY_TRUST_NAMES = ['loopback', 'linklocal', 'uniquelocal'] as const;
 
 export interface OptionSpec {
   readonly kind: OptionKind;
@@ -41,7 +53,7 @@ export type RolesConfig = Readonly<Partial<Record<'anonymous' | 'read' | 'write'
 
 interface KindValue {
   string: string; path: string; int: number; size: number; rate: number; duration: number;
-  bool: boolean; enum: string; list: readonly string[]; roles: RolesConfig;
+  bool: boolean; enum: string; list: readonly string[]; roles: RolesConfig; 'proxy-trust': ProxyTrust;
 }
 type ValueOf<S> = S extends { kind: 'enum'; values: readonly (infer V)[] } ? V
   : S extends { kind: infer K extends keyof KindValue } ? KindValue[K] : never;
@@ -76,6 +88,7 @@ function describeAllowed(spec: OptionSpec): string {
     case 'enum': return `one of ${(spec.values ?? []).join(', ')}`;
     case 'list': return 'a comma-separated list';
     case 'roles': return 'an object {"read": {"limitRateClient": "2M"}, ...} with roles anonymous/read/write/admin';
+    case 'proxy-trust': return `true (= loopback), false, a hop count, or a comma-separated list of IP addresses, CIDRs and the names ${PROXY_TRUST_NAMES.join(', ')}`;
     default: return 'a non-empty string';
   }
 }
@@ -84,6 +97,40 @@ const ROLE_NAMES = ['anonymous', 'read', 'write', 'admin'] as const;
 const ROLE_LIMIT_KEYS: Readonly<Record<keyof RoleLimits, 'rate' | 'size' | 'int'>> = {
   limitRate: 'rate', limitRateAfter: 'size', limitRateClient: 'rate', limitConnClient: 'int', limitReqClient: 'int',
 };
+
+/** True for an IP address, `address/prefix` (CIDR) or one of PROXY_TRUST_NAMES. */
+export function isProxyTrustEntry(entry: string): boolean {
+  if ((PROXY_TRUST_NAMES as readonly string[]).includes(entry.toLowerCase())) return true;
+  const slash = entry.indexOf('/');
+  if (slash === -1) return isIP(entry) !== 0;
+  const family = isIP(entry.slice(0, slash));
+  const prefix = entry.slice(slash + 1);
+  if (family === 0 || !/^\d{1,3}$/.test(prefix)) return false;
+  return Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+function parseProxyTrust(raw: unknown): { ok: true; value: ProxyTrust } | { ok: false; bad?: string } {
+  if (typeof raw === 'boolean') return { ok: true, value: raw };
+  if (typeof raw === 'number') return Number.isSafeInteger(raw) && raw >= 0 ? { ok: true, value: raw === 0 ? false : raw } : { ok: false };
+  let items: string[];
+  if (Array.isArray(raw)) {
+    if (!raw.every((x) => typeof x === 'string')) return { ok: false };
+    items = raw.map((x: string) => x.trim());
+  } else if (typeof raw === 'string') {
+    const text = raw.trim().toLowerCase();
+    if (text === 'true' || text === 'yes' || text === 'on') return { ok: true, value: true };
+    if (text === 'false' || text === 'no' || text === 'off') return { ok: true, value: false };
+    if (/^\d{1,6}$/.test(text)) return { ok: true, value: Number(text) === 0 ? false : Number(text) };
+    items = raw.split(',').map((x) => x.trim());
+  } else {
+    return { ok: false };
+  }
+  items = items.filter((x) => x !== '');
+  if (items.length === 0) return { ok: false };
+  const bad = items.find((x) => !isProxyTrustEntry(x));
+  if (bad !== undefined) return { ok: false, bad };
+  return { ok: true, value: Object.freeze(items.map((x) => ((PROXY_TRUST_NAMES as readonly string[]).includes(x.toLowerCase()) ? x.toLowerCase() : x))) };
+}
 
 /**
  * Parses one raw value (a string from a flag or env, or a JSON value from the file).
@@ -126,6 +173,11 @@ export function parseOptionValue(spec: OptionSpec, raw: unknown): { ok: true; va
       const items = asString.split(',').map((s) => s.trim()).filter((s) => s !== '');
       return items.length > 0 ? { ok: true, value: Object.freeze(items) } : fail;
     }
+    case 'proxy-trust': {
+      const r = parseProxyTrust(raw);
+      if (r.ok) return r;
+      return r.bad === undefined ? fail : { ok: false, allowed: `${fail.allowed} ("${r.bad}" is none of these)` };
+    }
     case 'roles': {
       let obj: unknown = raw;
       if (typeof raw === 'string') {
@@ -162,7 +214,8 @@ export interface FlagParseResult {
 }
 
 /**
- * Parses `--name value`, `--name=value`, `-x value`, bare `--bool-flag`, `--no-bool-flag`.
+ * Parses `--name value`, `--name=value`, `-x value`, bare `--bool-flag`, `--no-bool-flag`
+ * (also for `proxy-trust`, whose value is optional).
  * Unknown flags throw OptionError. `--` ends option parsing.
  */
 export function parseFlags(schema: Schema, argv: readonly string[]): FlagParseResult {
@@ -186,7 +239,8 @@ export function parseFlags(schema: Schema, argv: readonly string[]): FlagParseRe
     const name = byFlag.get(flag);
     if (name === undefined && flag.startsWith('--no-')) {
       const positive = byFlag.get(`--${flag.slice(5)}`);
-      if (positive !== undefined && schema[positive]?.kind === 'bool' && inline === undefined) {
+      const positiveKind = positive === undefined ? undefined : schema[positive]?.kind;
+      if (positive !== undefined && (positiveKind === 'bool' || positiveKind === 'proxy-trust') && inline === undefined) {
         values[positive] = false;
         continue;
       }
@@ -195,6 +249,9 @@ export function parseFlags(schema: Schema, argv: readonly string[]): FlagParseRe
     const spec = schema[name]!;
     if (spec.fileOnly === true) throw new OptionError(`option ${flag} can only be set in the config file (key "${name}")`);
     if (spec.kind === 'bool' && inline === undefined) { values[name] = true; continue; }
+    // An option whose value is optional (`--trust-proxy` alone means `true`): the next
+    // argument is its value only when it is not another option.
+    if (spec.kind === 'proxy-trust' && inline === undefined && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('-'))) { values[name] = true; continue; }
     if (inline === undefined) {
       const next = argv[i + 1];
       if (next === undefined) throw new OptionError(`option ${flag} needs a value: ${describeAllowed(spec)}`);
@@ -224,7 +281,7 @@ export function formatHelp(usage: string, description: string, schema: Schema, f
       rows.push([`  (config file) ${name}`, spec.help]);
       continue;
     }
-    const arg = spec.kind === 'bool' ? '' : ` ${spec.arg ?? spec.kind.toUpperCase()}`;
+    const arg = spec.kind === 'bool' ? '' : spec.kind === 'proxy-trust' ? ` [${spec.arg ?? 'VALUE'}]` : ` ${spec.arg ?? spec.kind.toUpperCase()}`;
     const short = spec.short !== undefined ? `-${spec.short}, ` : '';
     const dflt = spec.defaultText !== undefined ? ` (default: ${spec.defaultText})` : spec.default !== undefined && spec.default !== false ? ` (default: ${Array.isArray(spec.default) ? spec.default.join(',') : String(spec.default)})` : '';
     rows.push([`  ${short}--${toKebab(name)}${arg}`, `${spec.help}${dflt}`]);

@@ -16,7 +16,11 @@ export const SERVE_OPTIONS = {
   shutdownGrace: { kind: 'duration', default: 30_000, defaultText: '30s', help: 'drain time for in-flight transfers on SIGTERM/SIGINT', arg: 'D', group: 'Server' },
   headersTimeout: { kind: 'duration', default: 20_000, defaultText: '20s', min: 1, help: 'time a client has to send the request headers (slowloris guard)', arg: 'D', group: 'Server' },
   keepAliveTimeout: { kind: 'duration', default: 5_000, defaultText: '5s', help: 'idle keep-alive connection timeout', arg: 'D', group: 'Server' },
-  trustProxy: { kind: 'bool', default: false, help: 'use X-Forwarded-* for the client address and for links', group: 'Server' },
+  trustProxy: { kind: 'proxy-trust', default: false, arg: 'WHO', help: 'proxies whose X-Forwarded-For/-Proto/-Host are believed: addresses/CIDRs (or loopback, linklocal, uniquelocal), or a hop count; the client is the right-most address not trusted. Bare flag or true = loopback', group: 'Server' },
+  maxConnections: { kind: 'int', default: undefined, defaultText: 'from the fd limit', min: 1, help: 'open connections at most; more are closed at once (default: (fd limit - fd reserve) / 2)', arg: 'N', group: 'Server' },
+  maxConnectionsClient: { kind: 'int', default: undefined, defaultText: 'max-connections / 4', min: 1, help: 'open connections per client address (never applied to a trusted proxy)', arg: 'N', group: 'Server' },
+  bodyTimeout: { kind: 'duration', default: 20_000, defaultText: '20s', min: 1, help: 'time a client has to send a non-upload request body (JSON of /api/*), counted while the server waits for it', arg: 'D', group: 'Server' },
+  minUploadRate: { kind: 'rate', default: 1024, defaultText: '1k', help: 'slowest upload body (PUT /files, tus) averaged over each --send-timeout the server waits for it; slower connections are closed (0 = off)', arg: 'RATE', group: 'Server' },
   metricsPublic: { kind: 'bool', default: false, help: 'serve /metrics to everyone (default: loopback and admin)', group: 'Server' },
 
   // --- downloads --------------------------------------------------------------

@@ -12,6 +12,7 @@ export const FERRY_ERRORS = {
   FERRY_ERR_BAD_REQUEST: { status: 400, title: 'Bad request' },
   FERRY_ERR_SHUTTING_DOWN: { status: 503, title: 'Server is shutting down' },
   FERRY_ERR_FORBIDDEN_ORIGIN: { status: 403, title: 'Only available from loopback' },
+  FERRY_ERR_FORBIDDEN_SECRETS: { status: 403, title: 'Needs an admin credential: the answer would contain secrets' },
   // --- paths ------------------------------------------------------------------
   FERRY_ERR_PATH_INVALID: { status: 400, title: 'Invalid path' },
   FERRY_ERR_PATH_NOT_FOUND: { status: 404, title: 'No such file or folder' },

@@ -10,10 +10,18 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { FerryError, channels, publish, type Access, type Identity } from '../core/index.ts';
 import { OptionError, toKebab, type FerryConfig } from '../config/index.ts';
 import {
-  authenticate, decideAccess, hasCredentials, loadAuthenticator, resolveAnonymousRole, AuthConfigError,
+  authenticate, decideAccess, hasCredentials, loadAuthenticator, loopbackMaySeeSecrets, resolveAnonymousRole, AuthConfigError,
   type AuthDenial, type Authenticator,
 } from '../auth/index.ts';
 import { createRequestLimiter } from '../limits/index.ts';
+import { hasForwardingHeader, wasForwarded } from './proxy-trust.ts';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The answer can contain the process's secrets (a heap snapshot): see loopbackMaySeeSecrets. */
+    exposesSecrets?: boolean;
+  }
+}
 
 export function isLoopbackAddress(address: string | undefined): boolean {
   if (address === undefined) return false;
@@ -27,13 +35,14 @@ export function peerAddress(request: FastifyRequest): string | undefined {
 
 /**
  * Whether a request is local (for /metrics, and /debug/* while no credentials exist): the TCP
- * peer is loopback, and, with --trust-proxy, the request did not come through the proxy (a
- * reverse proxy on the same host connects from loopback for every remote client; it adds
- * X-Forwarded-For, which a client cannot remove).
+ * peer is loopback and the request carries no forwarding header (Forwarded, X-Forwarded-*,
+ * X-Real-IP, Via...), with or without --trust-proxy. A reverse proxy on the same host
+ * connects from loopback for every remote client; it adds such a header, which a client
+ * cannot remove. A local client that adds one only makes itself remote.
  */
-export function isLocalRequest(request: FastifyRequest, trustProxy: boolean): boolean {
+export function isLocalRequest(request: FastifyRequest): boolean {
   if (!isLoopbackAddress(peerAddress(request))) return false;
-  return !(trustProxy && request.headers['x-forwarded-for'] !== undefined);
+  return !wasForwarded(request.raw) && !hasForwardingHeader(request.headers);
 }
 
 /** Routes whose GET/HEAD accept signed links. */
@@ -59,6 +68,7 @@ async function loadOrOptionError(config: FerryConfig): Promise<Authenticator> {
 export function registerAccessHook(app: FastifyInstance, config: FerryConfig): void {
   const anonymousRole = resolveAnonymousRole(config.anonymous, config.host);
   const credentialsConfigured = hasCredentials(config);
+  const secretsOpenToLoopback = loopbackMaySeeSecrets(credentialsConfigured, anonymousRole);
   const requestLimiter = createRequestLimiter(config);
   const requestLimitActive = config.limitReqClient !== undefined || Object.values(config.roles ?? {}).some((r) => r?.limitReqClient !== undefined);
   let loading: Promise<Authenticator> | undefined;
@@ -102,7 +112,10 @@ export function registerAccessHook(app: FastifyInstance, config: FerryConfig): v
     if (!result.ok) return refuse(request, result);
     const identity = result.identity;
     request.identity = identity;
-    const decision = decideAccess(access, identity, { loopback: isLocalRequest(request, config.trustProxy), credentialsConfigured, metricsPublic: config.metricsPublic });
+    const decision = decideAccess(access, identity, {
+      loopback: isLocalRequest(request), credentialsConfigured, metricsPublic: config.metricsPublic,
+      exposesSecrets: request.routeOptions.config.exposesSecrets === true, secretsOpenToLoopback,
+    });
     if (!decision.ok) return refuse(request, decision);
 
     if (requestLimitActive && routeUrl.startsWith('/api/')) {

@@ -24,5 +24,7 @@ export async function registerCapabilityRoutes(app: FastifyInstance, deps: Capab
   await registerServeRoutes(app, deps);
   registerZipRoutes(app, deps);
   registerLinksRoutes(app, deps);
-  await registerUploadRoutes(app, deps);
+  // Uploads read X-Forwarded-Proto/-Host/-Prefix when told a proxy is trusted; the server has
+  // already removed them from requests whose socket peer is not one (src/server/proxy-trust.ts).
+  await registerUploadRoutes(app, { ...deps, config: { ...deps.config, trustProxy: deps.config.trustProxy !== false } });
 }

@@ -5,6 +5,8 @@
 import { mkdir } from 'node:fs/promises';
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { Counter, Gauge } from 'prom-client';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { FerryConfig } from '../config/index.ts';
 import { FerryError, toProblem } from '../core/index.ts';
@@ -16,6 +18,16 @@ import { createTransferControl, type TransferControl } from '../limits/index.ts'
 import { registerAccessHook } from './access-hook.ts';
 import { registerSystemRoutes } from './system-routes.ts';
 import { registerCapabilityRoutes } from './capability-routes.ts';
+import { compileProxyTrust, sanitizeForwardedHeaders } from './proxy-trust.ts';
+import { createBodyGuard, hasRequestBody } from './body-guard.ts';
+import { installConnectionGuard, planConnectionLimits, readFdSoftLimit, type ConnectionGuard } from './connection-guard.ts';
+import { createEventSummary } from './event-summary.ts';
+
+/** An `X-Request-Id` a client may choose: short and plain (it is copied into every log line). */
+const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
+
+/** How often a burst of refused or cut connections is summed up in the log. */
+const NET_LOG_INTERVAL_MS = 10_000;
 
 export interface CreateServerOptions {
   /** A logger to use instead of a new one on stdout (tests). */
@@ -52,14 +64,42 @@ export async function createFerryServer(config: FerryConfig, options: CreateServ
   const transfer: TransferControl = createTransferControl(config);
   let draining = false;
 
+  // Who is a trusted proxy (--trust-proxy): the same function decides request.ip (Fastify,
+  // proxy-addr), the forwarded URL headers and the per-client connection cap.
+  const trust = compileProxyTrust(config.trustProxy);
+  const connectionLimits = planConnectionLimits({ fdLimit: await readFdSoftLimit(), maxConnections: config.maxConnections, maxConnectionsClient: config.maxConnectionsClient });
+  const refused = new Counter({ name: 'ferry_connections_refused_total', help: 'Connections closed when accepted, by reason (max-connections, max-connections-client, fd-headroom)', labelNames: ['reason'] as const, registers: [metrics.registry] });
+  const cut = new Counter({ name: 'ferry_connections_cut_total', help: 'Connections closed because a request body was too slow, by reason (slow-body, slow-upload)', labelNames: ['reason'] as const, registers: [metrics.registry] });
+  const refusedLog = createEventSummary(logger, 'connection-refused', 'connections refused at accept', NET_LOG_INTERVAL_MS);
+  const cutLog = createEventSummary(logger, 'slow-body', 'connections closed: request body too slow', NET_LOG_INTERVAL_MS);
+  // --limit-upload-rate paces how fast uploads are read; never ask a client for more than half of it.
+  const minUploadRate = config.limitUploadRate === undefined ? config.minUploadRate : Math.min(config.minUploadRate, Math.floor(config.limitUploadRate / 2));
+  const bodyGuard = createBodyGuard({
+    bodyTimeoutMs: config.bodyTimeout,
+    minUploadRateBytesPerSec: minUploadRate,
+    uploadWindowMs: config.sendTimeout,
+    onCut: (_req, reason) => { cut.inc({ reason }); cutLog.note(reason); },
+  });
+  let connectionGuard: ConnectionGuard | undefined;
+  new Gauge({ name: 'ferry_connections_open', help: 'Open client connections', registers: [metrics.registry], collect() { this.set(connectionGuard?.open ?? 0); } });
+  /** First thing for every request, before Fastify reads it. */
+  const admit = (req: http.IncomingMessage, res: http.ServerResponse, expectContinue: boolean): void => {
+    sanitizeForwardedHeaders(req, trust);
+    bodyGuard.watch(req, res, expectContinue);
+  };
+
   const app = Fastify({
     // pino Logger is a FastifyBaseLogger; the cast keeps FastifyInstance at its default generics.
     loggerInstance: logger as FastifyBaseLogger,
     // One log line per finished transfer is written by the routes; no generic request lines.
     logController: new LogController({ disableRequestLogging: true }),
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
-    trustProxy: config.trustProxy,
+    // A client's X-Request-Id is kept for correlation only when it is short and plain.
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    trustProxy: trust ?? false,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 8192 },
@@ -72,20 +112,24 @@ export async function createFerryServer(config: FerryConfig, options: CreateServ
       void (reply as FastifyReply).code(problem.status).header('content-type', 'application/problem+json; charset=utf-8').send(JSON.stringify(problem.body));
     },
     bodyLimit: 1024 * 1024,
-    // Our own http.Server so the timeouts that guard against slow clients are explicit:
-    // headersTimeout against slowloris; the socket idle timeout (= --send-timeout) closes a
-    // connection that makes no progress in either direction, never one that moves slowly;
-    // requestTimeout off, because a 50 GB upload body legitimately takes hours.
+    // Our own http.Server so the guards against slow and numerous clients are explicit:
+    // headersTimeout against slowloris; the body guard (src/server/body-guard.ts) against
+    // slow bodies; the socket idle timeout (= --send-timeout) closes a connection that makes
+    // no progress in either direction; requestTimeout off, because a 50 GB upload body
+    // legitimately takes hours (the body guard bounds its rate instead); the connection
+    // guard caps open connections in total, per client and by free fds.
     serverFactory: (handler) => {
       const server = http.createServer({
         headersTimeout: config.headersTimeout,
         requestTimeout: 0,
         keepAliveTimeout: config.keepAliveTimeout,
         connectionsCheckingInterval: Math.min(1000, config.headersTimeout),
-      }, handler);
+      }, (req, res) => { admit(req, res, false); handler(req, res); });
       // RFC 9110 §10.1.1: a client that sends `Expect: 100-continue` waits before the body.
       // A body that is already over --max-upload-size by its Content-Length is refused with
-      // 413 instead of being invited; everything else gets its 100 and is routed as usual.
+      // 413 at once. Otherwise the 100 is sent only when the route first reads the body
+      // (body-guard.ts), i.e. after authentication and the route's own prechecks: a refused
+      // request is never invited to send its body.
       server.on('checkContinue', (req, res) => {
         const declared = Number(req.headers['content-length']);
         if (config.maxUploadSize !== undefined && Number.isFinite(declared) && declared > config.maxUploadSize) {
@@ -94,8 +138,13 @@ export async function createFerryServer(config: FerryConfig, options: CreateServ
           res.end(JSON.stringify(problem.body));
           return;
         }
-        res.writeContinue();
+        admit(req, res, true);
         handler(req, res);
+      });
+      connectionGuard = installConnectionGuard(server, {
+        ...connectionLimits,
+        isTrustedProxy: (address) => trust !== undefined && trust(address, 0),
+        onRefuse: (reason) => { refused.inc({ reason }); refusedLog.note(reason); },
       });
       server.setTimeout(config.sendTimeout, (socket) => {
         logger.info({ event: 'send-timeout', remoteAddress: socket.remoteAddress }, 'connection made no progress; closed');
@@ -107,6 +156,27 @@ export async function createFerryServer(config: FerryConfig, options: CreateServ
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // Every line about this request names its client (the right-most untrusted address).
+    request.log = request.log.child({ client: request.ip });
+  });
+  // A route that takes the body as a stream (uploads) is held to the upload rate, not to the
+  // deadline of a body parsed into memory.
+  app.addHook('preValidation', async (request) => {
+    if (request.body instanceof Readable) bodyGuard.markStreamed(request.raw);
+  });
+  // An answer sent before the request body was read to its end (a refusal, or a route that
+  // does not want the body) closes the connection: the server does not keep reading an
+  // unbounded body just to reuse the connection (RFC 9112 §9.6: "close" means the
+  // connection will not persist). A route that took the body as a stream (uploads) tears it
+  // down itself; the body guard still cuts it LINGER_MS after the answer.
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (hasRequestBody(request.raw) && !request.raw.complete && !bodyGuard.isStreamed(request.raw)) reply.header('connection', 'close');
+    return payload;
+  });
+  app.addHook('onClose', async () => {
+    bodyGuard.close();
+    refusedLog[Symbol.dispose]();
+    cutLog[Symbol.dispose]();
   });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';

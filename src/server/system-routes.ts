@@ -67,7 +67,9 @@ export function registerSystemRoutes(app: FastifyInstance, deps: SystemRouteDeps
     };
   });
 
-  app.get('/debug/heap', { config: { access: 'loopback-or-admin' } }, async (_req, reply) => {
+  // A heap snapshot holds every secret in memory (link keys, JWT keys, tokens in flight):
+  // see loopbackMaySeeSecrets in src/auth for when loopback alone may take one.
+  app.get('/debug/heap', { config: { access: 'loopback-or-admin', exposesSecrets: true } }, async (_req, reply) => {
     reply.header('content-type', 'application/json');
     reply.header('content-disposition', `attachment; filename="ferry-${process.pid}-${Date.now()}.heapsnapshot"`);
     reply.header('cache-control', 'no-store');

@@ -38,10 +38,12 @@ test('behind a trusted proxy, forwarded requests are not local: metrics and diag
   assert.equal(await status(`${s.url}/debug/runtime`), 200);
   assert.equal(await status(`${s.url}/metrics`, { 'x-forwarded-for': '203.0.113.5' }), 403);
   assert.equal(await status(`${s.url}/debug/runtime`, { 'x-forwarded-for': '127.0.0.1' }), 403, 'a forwarded request claiming loopback is still forwarded');
-  // Without --trust-proxy the header means nothing, neither way.
+  // Without --trust-proxy the header never names the client, but it still says a proxy (or
+  // something pretending to be one) is in the way: such a request is not local either.
   const plain = await startServer();
   t.after(() => plain.close());
-  assert.equal(await status(`${plain.url}/metrics`, { 'x-forwarded-for': '203.0.113.5' }), 200);
+  assert.equal(await status(`${plain.url}/metrics`, { 'x-forwarded-for': '203.0.113.5' }), 403);
+  assert.equal(await status(`${plain.url}/metrics`), 200);
 });
 
 test('--metrics-public opens /metrics to everyone, not /debug/*', async (t) => {

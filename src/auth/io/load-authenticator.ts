@@ -54,9 +54,14 @@ async function readJson(option: string, file: string): Promise<unknown> {
   }
 }
 
-/** True when tokens or JWT keys are configured. */
+/**
+ * True when tokens, JWT keys or signed-link keys are configured. Link keys count: whoever
+ * holds one can mint read links (for as long as the keys are configured, on every instance
+ * that shares them).
+ */
 export function hasCredentials(options: AuthOptions): boolean {
-  return options.tokensFile !== undefined || options.jwtSecret !== undefined || options.jwtPublicKey !== undefined || options.jwtJwksFile !== undefined;
+  return options.tokensFile !== undefined || options.jwtSecret !== undefined || options.jwtPublicKey !== undefined || options.jwtJwksFile !== undefined
+    || (options.linkKeys !== undefined && options.linkKeys.length > 0);
 }
 
 /**

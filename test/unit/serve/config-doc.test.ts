@@ -21,6 +21,7 @@ function valueOf(spec: OptionSpec): string {
     case 'bool': return '`true` \\| `false`';
     case 'list': return 'comma-separated list';
     case 'roles': return 'object (config file only)';
+    case 'proxy-trust': return '`true` (= `loopback`) \\| `false` \\| hop count \\| comma-separated addresses, CIDRs, `loopback`, `linklocal`, `uniquelocal`';
     case 'path': return 'path';
     default: return 'string';
   }
@@ -57,7 +58,8 @@ export function renderConfigDoc(): string {
       group = spec.group;
       lines.push('', `## ${group ?? 'Other'}`, '', '| flag | environment | config key | value | default | meaning |', '| --- | --- | --- | --- | --- | --- |');
     }
-    const flag = spec.fileOnly === true ? '—' : `\`--${toKebab(name)}${spec.kind === 'bool' ? '' : ` ${spec.arg ?? spec.kind.toUpperCase()}`}\``;
+    const arg = spec.kind === 'bool' ? '' : spec.kind === 'proxy-trust' ? ` [${spec.arg ?? 'VALUE'}]` : ` ${spec.arg ?? spec.kind.toUpperCase()}`;
+    const flag = spec.fileOnly === true ? '—' : `\`--${toKebab(name)}${arg}\``;
     const env = spec.fileOnly === true ? '—' : `\`${toEnv(name)}\``;
     lines.push(`| ${flag} | ${env} | \`${name}\` | ${valueOf(spec)} | ${defaultOf(spec)} | ${escapeCell(spec.help)} |`);
   }
