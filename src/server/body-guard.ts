@@ -141,7 +141,10 @@ export function createBodyGuard(options: BodyGuardOptions): BodyGuard {
       const w: Watch = { req, res, mode: 'buffered', reading: false, baseBytes: req.socket.bytesRead, waitedMs: 0, windowWaitedMs: 0, windowBytes: 0, lastTickMs: now() };
       // IncomingMessage#_read is called when a consumer first wants body bytes (Node keeps
       // `readingMore` off until then). That is the moment the server starts waiting for the
-      // client, and the moment to invite a body that waits for `100 Continue`.
+      // client, and the moment to invite a body that waits for `100 Continue`. `_read` is the
+      // stream.Readable implementation hook (public for implementers, not for wrappers): the
+      // Node 22 smoke run in .ci/run and the 100-continue tests in
+      // test/integration/security-net-conn.test.ts catch a Node that stops calling it.
       const read = req._read;
       let continued = !expectContinue;
       req._read = function (this: IncomingMessage, size: number): void {
@@ -160,8 +163,14 @@ export function createBodyGuard(options: BodyGuardOptions): BodyGuard {
         const socket = req.socket;
         const linger = setTimeout(() => { if (!req.complete) socket.destroy(); }, LINGER_MS);
         linger.unref();
-        socket.once('close', () => { clearTimeout(linger); });
-        req.once('end', () => { clearTimeout(linger); });
+        // Both listeners go with the first event: a kept-alive connection would collect them.
+        const done = (): void => {
+          clearTimeout(linger);
+          socket.off('close', done);
+          req.off('end', done);
+        };
+        socket.once('close', done);
+        req.once('end', done);
       });
       res.once('close', () => { stop(req); });
       if (timer === undefined) {
