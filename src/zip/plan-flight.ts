@@ -199,27 +199,26 @@ export class PlanFlights<T> {
       return Promise.resolve();
     }
     return new Promise<void>((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      let abortListener: Disposable | undefined;
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        abortListener[Symbol.dispose]();
+        const i = this.#queue.indexOf(waiter);
+        if (i !== -1) this.#queue.splice(i, 1);
+      };
       const waiter: SlotWaiter = {
         grant: () => { cleanup(); this.#running++; resolve(); },
         fail: (err) => { cleanup(); reject(err); },
       };
-      const cleanup = (): void => {
-        if (timer !== undefined) clearTimeout(timer);
-        abortListener?.[Symbol.dispose]();
-        const i = this.#queue.indexOf(waiter);
-        if (i !== -1) this.#queue.splice(i, 1);
-      };
-      this.#queue.push(waiter);
-      this.#emit('queued', flight);
-      timer = setTimeout(() => {
-        const retryAfter = String(Math.max(1, Math.ceil(this.#o.queueTimeoutMs / 1000)));
+      const retryAfter = String(Math.max(1, Math.ceil(this.#o.queueTimeoutMs / 1000)));
+      const timer = setTimeout(() => {
         waiter.fail(new FerryError('FERRY_ERR_LIMIT_GLOBAL', `All ${this.#o.concurrency} zip planning slots are busy (--zip-plan-concurrency); waited too long for one`, {
           headers: { 'retry-after': retryAfter }, extra: { option: 'zip-plan-concurrency', limit: this.#o.concurrency },
         }));
       }, this.#o.queueTimeoutMs);
-      abortListener = addAbortListener(flight.controller.signal, () => { waiter.fail(flight.controller.signal.reason); });
+      // Every request waiting for this plan left: it leaves the queue.
+      const abortListener = addAbortListener(flight.controller.signal, () => { waiter.fail(flight.controller.signal.reason); });
+      this.#queue.push(waiter);
+      this.#emit('queued', flight);
     });
   }
 
