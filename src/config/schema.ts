@@ -73,6 +73,8 @@ export const SERVE_OPTIONS = {
   zipMaxBytes: { kind: 'size', default: undefined, help: 'largest archive (sum of member sizes)', arg: 'SIZE', group: 'Zip' },
   zipVerifyCrc: { kind: 'enum', values: ['first', 'always', 'never'], default: 'first', help: 'check a cached CRC-32 against the bytes when a zip streams the file whole: the first time it is used, every time, or never (docs/zip.md)', arg: 'first|always|never', group: 'Zip' },
   zipCrcPrefetch: { kind: 'size', default: 67_108_864, defaultText: '64M', help: 'not-yet-checksummed bytes a new zip may read before its first byte to avoid data descriptors (docs/zip.md)', arg: 'SIZE', group: 'Zip' },
+  zipPlanConcurrency: { kind: 'int', default: 2, min: 1, help: 'zip plans (folder walks) running at once; concurrent requests for the same selection share one; others wait up to --queue-timeout, then 503', arg: 'N', group: 'Zip' },
+  zipPlanEntries: { kind: 'int', default: 1_000_000, min: 1, help: 'entries all zip plans together may hold in memory while planning or streaming (1-2 KiB of RSS each); a plan that does not fit: 503 with Retry-After (413 if it alone is larger)', arg: 'N', group: 'Zip' },
 } as const satisfies Schema;
 
 export type FerryConfig = ConfigOf<typeof SERVE_OPTIONS>;

@@ -18,6 +18,7 @@ export const FERRY_ERRORS = {
   FERRY_ERR_PATH_NOT_FOUND: { status: 404, title: 'No such file or folder' },
   FERRY_ERR_PATH_IS_DIRECTORY: { status: 404, title: 'Path is a folder, not a file' },
   FERRY_ERR_PATH_NOT_DIRECTORY: { status: 404, title: 'Path is not a folder' },
+  FERRY_ERR_PATH_TOO_LONG: { status: 400, title: 'Path too long or too deep' },
   // --- downloads --------------------------------------------------------------
   FERRY_ERR_RANGE_NOT_SATISFIABLE: { status: 416, title: 'Range not satisfiable' },
   FERRY_ERR_PRECONDITION_FAILED: { status: 412, title: 'Precondition failed' },
@@ -32,6 +33,7 @@ export const FERRY_ERRORS = {
   FERRY_ERR_ZIP_TOO_LARGE: { status: 413, title: 'Archive is too large' },
   FERRY_ERR_ZIP_SELECTION_INVALID: { status: 400, title: 'Invalid zip selection' },
   FERRY_ERR_ZIP_MEMBER_CHANGED: { status: 500, title: 'A member changed while the archive was streamed' },
+  FERRY_ERR_ZIP_TOO_DEEP: { status: 413, title: 'Archive holds a path deeper or longer than Ferry serves' },
   // --- uploads ----------------------------------------------------------------
   FERRY_ERR_UPLOAD_TOO_LARGE: { status: 413, title: 'Upload is larger than allowed' },
   FERRY_ERR_UPLOAD_NOT_FOUND: { status: 404, title: 'No such upload' },

@@ -10,7 +10,6 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { pipeline, type Transform } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import mime from 'mime-types';
 import {
   evaluatePreconditions, conditionalHeadersFrom, headerValue, evaluateIfRange, planRanges, planMultipartByteranges, formatContentRange,
   formatContentDisposition, formatHttpDate, formatDigestField, wantsSha256,
@@ -20,7 +19,7 @@ import { FerryError, channels, publish, parseSafePath, type TransferFinishedEven
 import type { FileHandleReader } from '../storage/index.ts';
 import type { TransferSubject } from '../limits/index.ts';
 import { splitRawTarget, hasQueryParam } from './raw-path.ts';
-import { selectRepresentation, createCompressor, type Representation } from './representation.ts';
+import { selectRepresentation, createCompressor, contentTypeOf, needsSandbox, type Representation } from './representation.ts';
 import { fileSha256, hashStream } from './file-digest.ts';
 import { pumpParts, pumpReadable, partsToReadable, pacingFor, type BodyPart } from './pump.ts';
 import { socketProgress, type ProgressWatchdog } from './progress-watchdog.ts';
@@ -30,22 +29,6 @@ export const FILES_ROUTE = '/files/*';
 
 /** Chunk size of bodies that go through streams (on-the-fly compression). */
 const STREAM_CHUNK_BYTES = 64 * 1024;
-
-/** Types served with `Content-Security-Policy: sandbox`: a stored HTML/SVG file must not run script on Ferry's origin. */
-const ACTIVE_CONTENT = /^(text\/html|application\/xhtml\+xml|image\/svg\+xml|text\/xml|application\/xml)\b/;
-
-/** Content-Type by extension, memoised (mime-types' lookup is measurable per request). */
-const contentTypes = new Map<string, string>();
-function contentTypeOf(name: string): string {
-  const dot = name.lastIndexOf('.');
-  const ext = dot <= 0 ? '' : name.slice(dot + 1).toLowerCase();
-  let type = contentTypes.get(ext);
-  if (type === undefined) {
-    type = (ext === '' ? false : mime.contentType(ext)) || 'application/octet-stream';
-    if (contentTypes.size < 1000) contentTypes.set(ext, type);
-  }
-  return type;
-}
 
 export function registerFilesRoutes(app: FastifyInstance, deps: ServeDeps, watchdog: ProgressWatchdog): void {
   const handler = (request: FastifyRequest, reply: FastifyReply): Promise<void> => serveFile(request, reply, deps, watchdog);
@@ -169,7 +152,8 @@ async function serveFile(request: FastifyRequest, reply: FastifyReply, deps: Ser
         parts = rep.length! > 0 ? [{ start: 0, end: rep.length! - 1 }] : [];
       }
     }
-    if (ACTIVE_CONTENT.test(contentType)) headers['content-security-policy'] = 'sandbox';
+    // A stored document must not run script on Ferry's origin (representation.ts, needsSandbox).
+    if (needsSandbox(contentType)) headers['content-security-policy'] = 'sandbox';
     if (hasQueryParam(target.query, 'download')) headers['content-disposition'] = formatContentDisposition(name);
 
     // RFC 9530: digests only when asked (hashing a big file is a full read the first time).

@@ -5,9 +5,68 @@
  */
 import zlib from 'node:zlib';
 import type { Transform } from 'node:stream';
+import mime from 'mime-types';
 import { negotiateEncoding, isCompressibleType, generateEtag, type ContentCoding } from '../http/index.ts';
 import type { FileHandleReader, FileStat, Storage } from '../storage/index.ts';
 import type { SafePath } from '../core/index.ts';
+
+/** Content-Type by extension, memoised (mime-types' lookup is measurable per request). */
+const contentTypes = new Map<string, string>();
+
+/** The Content-Type Ferry sends for a file name (`application/octet-stream` when unknown). */
+export function contentTypeOf(name: string): string {
+  const dot = name.lastIndexOf('.');
+  const ext = dot <= 0 ? '' : name.slice(dot + 1).toLowerCase();
+  let type = contentTypes.get(ext);
+  if (type === undefined) {
+    type = (ext === '' ? false : mime.contentType(ext)) || 'application/octet-stream';
+    if (contentTypes.size < 1000) contentTypes.set(ext, type);
+  }
+  return type;
+}
+
+/**
+ * Media types a browser shows without running anything on Ferry's origin: images (decoded, not
+ * parsed as documents), audio, video, fonts, plain text and JSON (shown as text; with
+ * `X-Content-Type-Options: nosniff` never sniffed into HTML), and types a browser only
+ * downloads (archives, octet-stream).
+ *
+ * `application/pdf` is on the list on purpose: the JavaScript a PDF may carry runs inside the
+ * PDF viewer (Chromium's PDFium in its own extension origin, Firefox's pdf.js in a sandbox),
+ * never with access to the embedding origin's DOM, cookies or storage; and a sandboxed document
+ * cannot load the viewer plugin at all, so the sandbox would turn every PDF preview into a
+ * blank page.
+ */
+const INERT_EXACT: ReadonlySet<string> = new Set([
+  'text/plain', 'text/csv', 'application/json',
+  'application/octet-stream', 'application/pdf',
+  'application/zip', 'application/gzip', 'application/x-gzip', 'application/x-tar', 'application/x-bzip2', 'application/x-xz',
+  'application/x-7z-compressed', 'application/vnd.rar', 'application/x-rar-compressed', 'application/zstd',
+  'application/vnd.ms-fontobject', 'application/font-woff',
+]);
+const INERT_TOP_LEVEL: ReadonlySet<string> = new Set(['image', 'audio', 'video', 'font']);
+
+/**
+ * True when a file of this Content-Type must be sent with `Content-Security-Policy: sandbox`.
+ * An allow-list, not a deny-list: browsers run script in HTML, SVG and every XML document
+ * (`application/rdf+xml`, `application/xslt+xml`, `text/mathml`, Atom, RSS, SMIL, WSDL … render
+ * as XML documents whose XHTML `<script>` elements execute on the serving origin), and new such
+ * types keep appearing. So everything not known to be inert is sandboxed: the document gets a
+ * unique opaque origin and no script runs.
+ */
+export function needsSandbox(contentType: string): boolean {
+  const semi = contentType.indexOf(';');
+  const essence = (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
+  // Any XML (`*/xml`, `*+xml`, `*/*-xml`) is a document a browser may render with script,
+  // image/svg+xml included.
+  if (essence.includes('xml')) return true;
+  if (INERT_EXACT.has(essence)) return false;
+  // Zip-based containers (epub, office files, apk …) are only downloaded.
+  if (essence.startsWith('application/') && essence.endsWith('+zip')) return false;
+  const slash = essence.indexOf('/');
+  if (slash > 0 && INERT_TOP_LEVEL.has(essence.slice(0, slash))) return false;
+  return true;
+}
 
 /** Codings this runtime can produce on the fly, in Ferry's order of preference. */
 export const ON_THE_FLY_CODINGS: readonly ContentCoding[] = typeof zlib.createZstdCompress === 'function'

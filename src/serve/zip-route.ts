@@ -3,30 +3,35 @@
  * a folder or a selection as one streaming ZIP whose exact length, strong ETag and layout are
  * decided before the first byte, so Range, If-Range and resume work like on a plain file.
  *
- * The path of one archive: jail (parseSafePath / parseDecodedPath + storage.stat/walk) →
- * members and limits (413 before any byte) → layout (crc-first when every CRC is known or cheap
- * to compute, else descriptor; remembered per selection so a resume gets the same bytes) → plan
- * (src/zip, pure) → preconditions, If-Range, ranges (src/http, pure) → admit → first chunk
+ * The path of one archive: jail (parseSafePath / parseDecodedPath) → admit (limits, GET and
+ * HEAD alike) → the selection's plan, shared with concurrent requests for the same selection
+ * and bounded by --zip-plan-concurrency / --zip-plan-entries (src/zip/plan-flight.ts): storage
+ * walk, members and limits (413 before any byte), layout (crc-first when every CRC is known or
+ * cheap to compute, else descriptor; remembered per selection so a resume gets the same
+ * bytes), plan (src/zip, pure) → preconditions, If-Range, ranges (src/http, pure) → first chunk
  * produced (errors still become problem+json) → headers → paced body with backpressure.
+ * Planning stops when every request waiting for it has gone away.
  * A member that changes after the body started cuts the connection: the client sees a
  * truncated download, never a well-formed wrong archive.
  */
+import diagnosticsChannel from 'node:diagnostics_channel';
 import type { OutgoingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
   evaluatePreconditions, conditionalHeadersFrom, headerValue, evaluateIfRange, planRanges, planMultipartByteranges, formatContentRange,
   formatContentDisposition, type RangePlan, type Validators, type ByteRange,
 } from '../http/index.ts';
 import {
-  FerryError, channels, publish, parseSafePath, parseDecodedPath, errnoCode, isFerryError,
+  FerryError, channels, publish, parseSafePath, parseDecodedPath, pathLimitExceeded, errnoCode,
+  MAX_PATH_SEGMENTS, MAX_PATH_BYTES, MAX_SEGMENT_BYTES, isFerryError,
   type SafePath, type ZipFinishedEvent,
 } from '../core/index.ts';
 import {
   planZip, hashSelection, readZipRange, streamZip, isCompressible, joinEntryName, EntryNameRegistry, toArchiveFileName,
-  lookupCrcRecord, recordCrc, forgetCrc, loadCrcProgress, saveCrcProgress, clearCrcProgress,
-  type ZipLayout, type ZipMemberInput, type ZipPlan, type ZipDataSource, type ZipSourceEntry, type CrcKey,
+  lookupCrcRecord, recordCrc, forgetCrc, loadCrcProgress, saveCrcProgress, clearCrcProgress, PlanFlights,
+  type EntryBudget, type PlanFlightEvent, type ZipLayout, type ZipMemberInput, type ZipPlan, type ZipDataSource, type ZipSourceEntry, type CrcKey,
 } from '../zip/index.ts';
 import type { Storage, FileStat } from '../storage/index.ts';
 import type { MetaStore } from '../meta/index.ts';
@@ -42,6 +47,13 @@ export const ZIP_LAYOUT_NAMESPACE = 'zip-layout';
 const ZIP_LAYOUT_TTL_MS = 30 * 24 * 3600 * 1000;
 const CONTENT_TYPE = 'application/zip';
 
+/**
+ * `ferry:zip:plan` — the life of a zip plan: PlanFlightEvent (`started`, `joined`, `queued`,
+ * `finished`, `aborted`, `failed`). Tests and metrics watch planning work through it.
+ */
+export const ZIP_PLAN_CHANNEL = 'ferry:zip:plan';
+const zipPlanChannel = diagnosticsChannel.channel(ZIP_PLAN_CHANNEL);
+
 /** The options the zip route reads (a structural subset of FerryConfig). */
 export interface ZipRouteConfig {
   readonly zipMaxEntries: number;
@@ -49,6 +61,12 @@ export interface ZipRouteConfig {
   readonly zipCrcPrefetch: number;
   /** When a cached CRC is checked against the bytes of a member streamed whole (docs/zip.md). */
   readonly zipVerifyCrc: 'first' | 'always' | 'never';
+  /** Plans (walks) running at once; more wait for a slot up to queueTimeout. */
+  readonly zipPlanConcurrency: number;
+  /** Entries all zip plans together may hold in memory. */
+  readonly zipPlanEntries: number;
+  /** Longest wait for a planning slot (ms). */
+  readonly queueTimeout: number;
   readonly maxRanges: number;
   readonly readBufferSize: number;
   readonly sendTimeout: number;
@@ -75,7 +93,16 @@ interface MemberRef {
 export function registerZipRoutes(app: FastifyInstance, deps: ZipRouteDeps): void {
   const watchdog = new ProgressWatchdog(deps.config.sendTimeout);
   app.addHook('onClose', async () => { watchdog.close(); });
-  const handler = (request: FastifyRequest, reply: FastifyReply): Promise<void> => serveZip(request, reply, deps, watchdog);
+  const flights = new PlanFlights<PlannedArchive>({
+    concurrency: deps.config.zipPlanConcurrency,
+    maxEntries: deps.config.zipPlanEntries,
+    queueTimeoutMs: deps.config.queueTimeout,
+    onEvent: (e) => {
+      publish<PlanFlightEvent>(zipPlanChannel, e);
+      if (e.kind === 'aborted') app.log.info({ event: 'zip-plan', outcome: 'aborted', entries: e.entries }, 'zip plan aborted: every client waiting for it went away');
+    },
+  });
+  const handler = (request: FastifyRequest, reply: FastifyReply): Promise<void> => serveZip(request, reply, { ...deps, flights }, watchdog);
   app.route({ method: ['GET', 'HEAD'], url: ZIP_ROUTE, config: { access: 'read' }, exposeHeadRoute: false, handler });
   app.route({ method: ['GET', 'HEAD'], url: '/zip', config: { access: 'read' }, exposeHeadRoute: false, handler });
   // RFC 9110 §15.5.6: a 405 "MUST generate an Allow header field".
@@ -135,14 +162,16 @@ function refOf(relative: string, st: FileStat): MemberRef {
 
 /**
  * Walks the selection through the storage jail and builds the member list, enforcing
- * --zip-max-entries and --zip-max-bytes as it goes (413 before any byte is sent).
+ * --zip-max-entries, --zip-max-bytes, the entry budget of all plans (--zip-plan-entries) and
+ * the path caps as it goes (413/503 before any byte is sent). Stops when `signal` aborts.
  */
-async function collectMembers(items: readonly SelectionItem[], deps: ZipRouteDeps, signal: AbortSignal): Promise<ZipMemberInput<MemberRef>[]> {
+async function collectMembers(items: readonly SelectionItem[], deps: ZipRouteDeps, signal: AbortSignal, budget: EntryBudget): Promise<ZipMemberInput<MemberRef>[]> {
   const { zipMaxEntries, zipMaxBytes } = deps.config;
   const members: ZipMemberInput<MemberRef>[] = [];
   const names = new EntryNameRegistry();
   let totalBytes = 0;
   const add = (m: ZipMemberInput<MemberRef>): void => {
+    budget.reserve(1);
     if (members.length + 1 > zipMaxEntries) {
       throw new FerryError('FERRY_ERR_ZIP_TOO_MANY_ENTRIES', `The selection has more than ${zipMaxEntries} entries (--zip-max-entries)`, { extra: { limit: zipMaxEntries, option: 'zip-max-entries' } });
     }
@@ -168,12 +197,21 @@ async function collectMembers(items: readonly SelectionItem[], deps: ZipRouteDep
     let any = false;
     for await (const w of deps.storage.walk(item.path, { signal })) {
       any = true;
+      const relative = item.path.relative === '' ? w.relative : `${item.path.relative}/${w.relative}`;
+      // A tree made on disk can be deeper than any path Ferry accepts: its members could not be
+      // reopened, and a walk down a 4,000-level chain is where the CPU went. Refuse the archive
+      // (an archive silently missing files would be worse); the walk stops here.
+      const beyond = pathLimitExceeded(relative);
+      if (beyond !== undefined) {
+        throw new FerryError('FERRY_ERR_ZIP_TOO_DEEP', `The selection holds a path Ferry does not serve: ${beyond}`, {
+          extra: { maxSegments: MAX_PATH_SEGMENTS, maxPathBytes: MAX_PATH_BYTES, maxSegmentBytes: MAX_SEGMENT_BYTES },
+        });
+      }
       if (w.type === 'directory' && w.empty !== true) continue; // folders with content are implied by their files' names
       const inner = joinEntryName(w.relative.split('/'));
       const wanted = top === undefined ? inner : `${top}/${inner}`;
       // Exact-name collisions can only come from sanitising (`a\b` → `a_b`): renumber, never overwrite.
       const name = names.claim(wanted, w.type);
-      const relative = item.path.relative === '' ? w.relative : `${item.path.relative}/${w.relative}`;
       add(member(name, w.type, relative, w.stat));
     }
     // An empty folder that was selected itself still appears (as a folder entry).
@@ -197,7 +235,7 @@ function changed(name: string, why: string, cause?: unknown): FerryError {
  * `verified` holds the indexes whose CRC is known to match the file (computed by a zip, or
  * checked once): with --zip-verify-crc first, only the others are checked while streaming.
  */
-function createStorageSource(deps: ZipRouteDeps, counters: { crcComputedBytes: number }, verified: Set<number>): ZipDataSource<MemberRef> {
+function createStorageSource(deps: ZipRouteDeps, counters: { crcComputedBytes: number }, verified: Set<number>, remember: Remember): ZipDataSource<MemberRef> {
   const chunkBytes = deps.config.readBufferSize;
 
   async function* openMember(entry: ZipSourceEntry<MemberRef>, start: number, end: number, signal: AbortSignal): AsyncGenerator<Buffer> {
@@ -259,27 +297,28 @@ function createStorageSource(deps: ZipRouteDeps, counters: { crcComputedBytes: n
       const cached = await lookup(entry);
       if (cached !== undefined) return cached;
       const crc = await computeCrc(entry, signal);
-      await recordCrc(deps.meta, crcKey(entry.ref), crc, { verified: true });
+      await remember('crc', () => recordCrc(deps.meta, crcKey(entry.ref), crc, { verified: true }));
       verified.add(entry.index);
       return crc;
     },
     lookupCrc: lookup,
     async onCrcComputed(entry, crc) {
-      await recordCrc(deps.meta, crcKey(entry.ref), crc, { verified: true });
+      await remember('crc', () => recordCrc(deps.meta, crcKey(entry.ref), crc, { verified: true }));
       verified.add(entry.index);
-      if (withProgress.delete(entry.index)) await clearCrcProgress(deps.meta, crcKey(entry.ref));
+      if (withProgress.delete(entry.index)) await remember('crc-progress', () => clearCrcProgress(deps.meta, crcKey(entry.ref)));
     },
     async loadCrcProgress(entry) {
       const p = await loadCrcProgress(deps.meta, crcKey(entry.ref));
       if (p !== undefined) withProgress.add(entry.index);
       return p;
     },
-    async saveCrcProgress(entry, progress) { await saveCrcProgress(deps.meta, crcKey(entry.ref), progress); },
+    async saveCrcProgress(entry, progress) { await remember('crc-progress', () => saveCrcProgress(deps.meta, crcKey(entry.ref), progress)); },
     async onCrcVerified(entry, crc) {
       if (verified.has(entry.index)) return;
       verified.add(entry.index);
-      await recordCrc(deps.meta, crcKey(entry.ref), crc, { verified: true });
+      await remember('crc', () => recordCrc(deps.meta, crcKey(entry.ref), crc, { verified: true }));
     },
+    // A wrong cached CRC that cannot be dropped is still wrong: this one must not be swallowed.
     async onCrcMismatch(entry) { await forgetCrc(deps.meta, crcKey(entry.ref)); },
   };
 }
@@ -291,11 +330,11 @@ function createStorageSource(deps: ZipRouteDeps, counters: { crcComputedBytes: n
  * 3. else `descriptor` (starts at once; CRCs are learnt and cached while streaming).
  * Returns the members with every cached CRC filled in.
  */
-async function chooseLayout(members: ZipMemberInput<MemberRef>[], selectionHash: string, deps: ZipRouteDeps, verified: Set<number>): Promise<{ layout: ZipLayout; members: ZipMemberInput<MemberRef>[]; uncachedBytes: number }> {
+async function chooseLayout(members: ZipMemberInput<MemberRef>[], selectionHash: string, deps: ZipRouteDeps, verified: Set<number>, remember: Remember, signal: AbortSignal): Promise<{ layout: ZipLayout; members: ZipMemberInput<MemberRef>[]; uncachedBytes: number }> {
   const remembered = await deps.meta.get<{ layout?: unknown }>(ZIP_LAYOUT_NAMESPACE, selectionHash);
   let layout: ZipLayout | undefined = remembered?.layout === 'crc-first' || remembered?.layout === 'descriptor' ? remembered.layout : undefined;
   // In use again: keep remembering it (a resume days later must still get the same bytes).
-  if (layout !== undefined) await deps.meta.set(ZIP_LAYOUT_NAMESPACE, selectionHash, { layout }, { ttlMs: ZIP_LAYOUT_TTL_MS });
+  if (layout !== undefined) await remember('layout', () => deps.meta.set(ZIP_LAYOUT_NAMESPACE, selectionHash, { layout }, { ttlMs: ZIP_LAYOUT_TTL_MS }));
   const budget = deps.config.zipCrcPrefetch;
   let uncachedBytes = 0;
   const out: ZipMemberInput<MemberRef>[] = new Array<ZipMemberInput<MemberRef>>(members.length);
@@ -306,6 +345,7 @@ async function chooseLayout(members: ZipMemberInput<MemberRef>[], selectionHash:
   for (let i = 0; i < members.length; i++) {
     const m = members[i]!;
     if (!looking || m.type !== 'file' || m.size === 0) { out[i] = m; continue; }
+    if ((i & 1023) === 0) signal.throwIfAborted();
     const rec = await lookupCrcRecord(deps.meta, crcKey(m.ref));
     publish(channels.zipCrc, { hit: rec !== undefined });
     if (rec !== undefined) {
@@ -319,7 +359,11 @@ async function chooseLayout(members: ZipMemberInput<MemberRef>[], selectionHash:
   }
   if (layout === undefined) {
     const fresh: ZipLayout = uncachedBytes <= budget ? 'crc-first' : 'descriptor';
-    const won = await deps.meta.setIfAbsent(ZIP_LAYOUT_NAMESPACE, selectionHash, { layout: fresh }, { ttlMs: ZIP_LAYOUT_TTL_MS });
+    // Not remembered (state disk full): still sound to serve. The strong ETag names the layout,
+    // so a resume with If-Range that meets a different layout gets the whole archive (200),
+    // never spliced bytes; and the same cache state gives the same decision (docs/zip.md).
+    let won = true;
+    await remember('layout', async () => { won = await deps.meta.setIfAbsent(ZIP_LAYOUT_NAMESPACE, selectionHash, { layout: fresh }, { ttlMs: ZIP_LAYOUT_TTL_MS }); });
     if (won) layout = fresh;
     else {
       const other = await deps.meta.get<{ layout?: unknown }>(ZIP_LAYOUT_NAMESPACE, selectionHash);
@@ -352,7 +396,56 @@ interface LogFields {
   archiveBytes: number | undefined;
 }
 
-async function serveZip(request: FastifyRequest, reply: FastifyReply, deps: ZipRouteDeps, watchdog: ProgressWatchdog): Promise<void> {
+/** A write whose failure must not fail the download (a cache, a memo): false when it failed. */
+type Remember = (what: 'layout' | 'crc' | 'crc-progress', write: () => Promise<unknown>) => Promise<boolean>;
+
+/**
+ * Remembering is best effort: a full state disk (SQLITE_FULL, ENOSPC) or any other failure to
+ * write a cache entry or the layout memo is logged (the first one at warn, per request) and the
+ * archive is served anyway. Every such write only saves work or keeps later requests on the
+ * same layout; the bytes of this response do not depend on it.
+ */
+function createRemember(log: FastifyBaseLogger): Remember {
+  let failures = 0;
+  return async (what, write) => {
+    try {
+      await write();
+      return true;
+    } catch (err) {
+      failures++;
+      if (failures === 1) log.warn({ err, what }, `zip: could not record the ${what} in the state store (disk full?); serving the archive anyway`);
+      else log.debug({ err, what, failures }, 'zip: state store write failed again');
+      return false;
+    }
+  };
+}
+
+/** What concurrent requests for one selection share: the walk's result and, stored, the plan. */
+interface PlannedArchive {
+  readonly members: ZipMemberInput<MemberRef>[];
+  readonly selectionHash: string;
+  /** Stored archives only (undefined with ?compress=1). */
+  readonly plan: ZipPlan<MemberRef> | undefined;
+  /** Indexes whose cached CRC is known to match (the request copies it). */
+  readonly verified: ReadonlySet<number>;
+}
+
+/** The single-flight key: everything the plan depends on besides the storage's contents. */
+function planKey(items: readonly SelectionItem[], compress: boolean): string {
+  return JSON.stringify([compress, items.map((i) => [i.path.relative, i.top ?? null])]);
+}
+
+async function buildPlan(items: readonly SelectionItem[], compress: boolean, deps: ZipRouteDeps, signal: AbortSignal, budget: EntryBudget, remember: Remember): Promise<PlannedArchive> {
+  const members = await collectMembers(items, deps, signal, budget);
+  const selectionHash = hashSelection(members);
+  const verified = new Set<number>();
+  if (compress) return { members, selectionHash, plan: undefined, verified };
+  const chosen = await chooseLayout(members, selectionHash, deps, verified, remember, signal);
+  const plan = planZip(chosen.members, { layout: chosen.layout }, selectionHash);
+  return { members, selectionHash, plan, verified };
+}
+
+async function serveZip(request: FastifyRequest, reply: FastifyReply, deps: ZipRouteDeps & { readonly flights: PlanFlights<PlannedArchive> }, watchdog: ProgressWatchdog): Promise<void> {
   const startedAt = performance.now();
   const method = request.method === 'HEAD' ? 'HEAD' : 'GET';
   const res = reply.raw;
@@ -372,12 +465,20 @@ async function serveZip(request: FastifyRequest, reply: FastifyReply, deps: ZipR
     }, f.outcome === 'completed' ? 'zip finished' : `zip ${f.outcome}`);
   };
 
+  const remember = createRemember(request.log);
+  // Planning is work too: GET and HEAD take a transfer slot before it (limits, queue), and
+  // GET keeps it for the body.
+  const subject: TransferSubject = { identity: request.identity, clientAddress: request.ip };
+  let release: () => void = () => {};
+  let lease: { readonly value: PlannedArchive; release(): void } | undefined;
   try {
-    const members0 = await collectMembers(parsed.items, deps, ac.signal);
-    const selection: Selection = { members: members0, archiveName: toArchiveFileName(parsed.name, parsed.fallbackName), label: parsed.label };
-    const selectionHash = hashSelection(selection.members);
-    const verified = new Set<number>();
-    const source = createStorageSource(deps, counters, verified);
+    if (deps.transfer !== undefined) release = await deps.transfer.admit(subject, ac.signal);
+    lease = await deps.flights.acquire(planKey(parsed.items, parsed.compress), ac.signal, (signal: AbortSignal, budget: EntryBudget) => buildPlan(parsed.items, parsed.compress, deps, signal, budget, remember));
+    const planned = lease.value;
+    const selection: Selection = { members: planned.members, archiveName: toArchiveFileName(parsed.name, parsed.fallbackName), label: parsed.label };
+    const selectionHash = planned.selectionHash;
+    const verified = new Set<number>(planned.verified);
+    const source = createStorageSource(deps, counters, verified, remember);
     const headers: OutgoingHttpHeaders = {
       'x-request-id': request.id,
       'content-type': CONTENT_TYPE,
@@ -386,12 +487,11 @@ async function serveZip(request: FastifyRequest, reply: FastifyReply, deps: ZipR
     };
 
     if (parsed.compress) {
-      await serveDeflated(request, reply, deps, watchdog, { selection, selectionHash, source, headers, method, signal: ac.signal, finish });
+      await serveDeflated(request, reply, deps, watchdog, { selection, selectionHash, source, headers, method, subject, signal: ac.signal, finish });
       return;
     }
 
-    const chosen = await chooseLayout(selection.members, selectionHash, deps, verified);
-    let plan = planZip(chosen.members, { layout: chosen.layout }, selectionHash);
+    let plan = planned.plan!;
     headers['accept-ranges'] = 'bytes';
     headers.etag = plan.etag;
     // No Last-Modified: the newest member's mtime does not change when an older file is added
@@ -454,9 +554,7 @@ async function serveZip(request: FastifyRequest, reply: FastifyReply, deps: ZipR
       return;
     }
 
-    const subject: TransferSubject = { identity: request.identity, clientAddress: request.ip };
-    const release = deps.transfer === undefined ? () => {} : await deps.transfer.admit(subject, ac.signal);
-    try {
+    {
       if (plan.layout === 'crc-first') plan = await prefetchCrcs(plan, source, deps.config.zipCrcPrefetch, ac.signal);
       const frozen = plan;
       const mode = deps.config.zipVerifyCrc;
@@ -473,8 +571,6 @@ async function serveZip(request: FastifyRequest, reply: FastifyReply, deps: ZipR
         yield Buffer.from(multipart.tail, 'latin1');
       };
       await sendBody({ request, reply, deps, watchdog, status, headers, body: body(), subject, signal: ac.signal, finish, log: { ...logBase, ranges: ranges?.length ?? 0 } });
-    } finally {
-      release();
     }
   } catch (err) {
     // Refused before any byte (bad path, limits, a member gone while its CRC was computed):
@@ -485,6 +581,8 @@ async function serveZip(request: FastifyRequest, reply: FastifyReply, deps: ZipR
     }
     throw err;
   } finally {
+    lease?.release();
+    release();
     res.removeListener('close', onClose);
   }
 }
@@ -495,6 +593,7 @@ interface DeflatedArgs {
   readonly source: ZipDataSource<MemberRef>;
   readonly headers: OutgoingHttpHeaders;
   readonly method: 'GET' | 'HEAD';
+  readonly subject: TransferSubject;
   readonly signal: AbortSignal;
   readonly finish: (f: LogFields, body: boolean) => void;
 }
@@ -526,14 +625,8 @@ async function serveDeflated(request: FastifyRequest, reply: FastifyReply, deps:
     a.finish({ ...logBase, status: 200, bytes: 0, outcome: 'completed' }, false);
     return;
   }
-  const subject: TransferSubject = { identity: request.identity, clientAddress: request.ip };
-  const release = deps.transfer === undefined ? () => {} : await deps.transfer.admit(subject, a.signal);
-  try {
-    const body = streamZip(a.selection.members, a.source, { signal: a.signal, compress: (m) => isCompressible(m.name, m.size) });
-    await sendBody({ request, reply, deps, watchdog, status: 200, headers, body, subject, signal: a.signal, finish: a.finish, log: logBase });
-  } finally {
-    release();
-  }
+  const body = streamZip(a.selection.members, a.source, { signal: a.signal, compress: (m) => isCompressible(m.name, m.size) });
+  await sendBody({ request, reply, deps, watchdog, status: 200, headers, body, subject: a.subject, signal: a.signal, finish: a.finish, log: logBase });
 }
 
 interface SendBodyArgs {

@@ -17,3 +17,4 @@ export { sanitizeSegment, joinEntryName, numberedName, EntryNameRegistry, toArch
 export { isCompressible, MIN_DEFLATE_BYTES } from './is-compressible.ts';
 export { toDosDateTime, toUnixTime32, type DosDateTime } from './dos-time.ts';
 export { MAX_U16, MAX_U32 } from './encode-headers.ts';
+export { PlanFlights, type PlanFlightOptions, type PlanFlightEvent, type EntryBudget, type PlanLease } from './plan-flight.ts';
