@@ -14,6 +14,10 @@ export interface FerryMetrics extends Disposable {
   readonly httpRequests: Counter<'route' | 'method' | 'status'>;
   readonly httpDuration: Histogram<'route'>;
   readonly transfersActive: Gauge<'route'>;
+  readonly connectionsRefused: Counter<'reason'>;
+  readonly connectionsCut: Counter<'reason'>;
+  /** Where `ferry_connections_open` reads the number of open connections at scrape time. */
+  countOpenConnections(read: () => number): void;
 }
 
 export function createMetrics(): FerryMetrics {
@@ -42,6 +46,11 @@ export function createMetrics(): FerryMetrics {
   const limitQueueLength = new Gauge({ name: 'ferry_limit_queue_length', help: 'Requests waiting for a transfer slot', registers: [registry] });
   const limitQueueWait = new Histogram({ name: 'ferry_limit_queue_wait_seconds', help: 'Time spent waiting for a transfer slot', buckets: [0.01, 0.1, 0.5, 1, 2, 5, 10, 30], registers: [registry] });
   const limitRejections = new Counter({ name: 'ferry_limit_rejections_total', help: 'Requests refused by a limit, by reason', labelNames: ['reason'] as const, registers: [registry] });
+
+  let openConnections: () => number = () => 0;
+  new Gauge({ name: 'ferry_connections_open', help: 'Open client connections', registers: [registry], collect() { this.set(openConnections()); } });
+  const connectionsRefused = new Counter({ name: 'ferry_connections_refused_total', help: 'Connections closed when accepted, by reason (max-connections, max-connections-client, fd-headroom)', labelNames: ['reason'] as const, registers: [registry] });
+  const connectionsCut = new Counter({ name: 'ferry_connections_cut_total', help: 'Connections closed because a request body was too slow, by reason (slow-body, slow-upload)', labelNames: ['reason'] as const, registers: [registry] });
 
   const handlers: Array<[string, (msg: unknown) => void]> = [
     [CHANNEL_NAMES.transferStarted, (m) => { transfersActive.inc({ route: (m as TransferStartedEvent).route }); }],
@@ -74,6 +83,9 @@ export function createMetrics(): FerryMetrics {
     httpRequests,
     httpDuration,
     transfersActive,
+    connectionsRefused,
+    connectionsCut,
+    countOpenConnections(read) { openConnections = read; },
     [Symbol.dispose]() {
       for (const [name, fn] of handlers) diagnosticsChannel.unsubscribe(name, fn);
     },

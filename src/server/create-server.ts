@@ -6,7 +6,6 @@ import { mkdir } from 'node:fs/promises';
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { Counter, Gauge } from 'prom-client';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { FerryConfig } from '../config/index.ts';
 import { FerryError, toProblem } from '../core/index.ts';
@@ -68,8 +67,6 @@ export async function createFerryServer(config: FerryConfig, options: CreateServ
   // proxy-addr), the forwarded URL headers and the per-client connection cap.
   const trust = compileProxyTrust(config.trustProxy);
   const connectionLimits = planConnectionLimits({ fdLimit: await readFdSoftLimit(), maxConnections: config.maxConnections, maxConnectionsClient: config.maxConnectionsClient });
-  const refused = new Counter({ name: 'ferry_connections_refused_total', help: 'Connections closed when accepted, by reason (max-connections, max-connections-client, fd-headroom)', labelNames: ['reason'] as const, registers: [metrics.registry] });
-  const cut = new Counter({ name: 'ferry_connections_cut_total', help: 'Connections closed because a request body was too slow, by reason (slow-body, slow-upload)', labelNames: ['reason'] as const, registers: [metrics.registry] });
   const refusedLog = createEventSummary(logger, 'connection-refused', 'connections refused at accept', NET_LOG_INTERVAL_MS);
   const cutLog = createEventSummary(logger, 'slow-body', 'connections closed: request body too slow', NET_LOG_INTERVAL_MS);
   // --limit-upload-rate paces how fast uploads are read; never ask a client for more than half of it.
@@ -78,10 +75,10 @@ export async function createFerryServer(config: FerryConfig, options: CreateServ
     bodyTimeoutMs: config.bodyTimeout,
     minUploadRateBytesPerSec: minUploadRate,
     uploadWindowMs: config.sendTimeout,
-    onCut: (_req, reason) => { cut.inc({ reason }); cutLog.note(reason); },
+    onCut: (_req, reason) => { metrics.connectionsCut.inc({ reason }); cutLog.note(reason); },
   });
   let connectionGuard: ConnectionGuard | undefined;
-  new Gauge({ name: 'ferry_connections_open', help: 'Open client connections', registers: [metrics.registry], collect() { this.set(connectionGuard?.open ?? 0); } });
+  metrics.countOpenConnections(() => connectionGuard?.open ?? 0);
   /** First thing for every request, before Fastify reads it. */
   const admit = (req: http.IncomingMessage, res: http.ServerResponse, expectContinue: boolean): void => {
     sanitizeForwardedHeaders(req, trust);
@@ -144,7 +141,7 @@ export async function createFerryServer(config: FerryConfig, options: CreateServ
       connectionGuard = installConnectionGuard(server, {
         ...connectionLimits,
         isTrustedProxy: (address) => trust !== undefined && trust(address, 0),
-        onRefuse: (reason) => { refused.inc({ reason }); refusedLog.note(reason); },
+        onRefuse: (reason) => { metrics.connectionsRefused.inc({ reason }); refusedLog.note(reason); },
       });
       server.setTimeout(config.sendTimeout, (socket) => {
         logger.info({ event: 'send-timeout', remoteAddress: socket.remoteAddress }, 'connection made no progress; closed');
