@@ -24,7 +24,8 @@ export async function fileSha256(meta: MetaStore, relativePath: string, reader: 
   const hex = await hashStream(before.size === 0 ? undefined : reader.openRead(undefined, { signal, highWaterMark: readBufferSize }), onBytes);
   const after = await reader.restat();
   if (after.size !== before.size || after.mtimeNs !== before.mtimeNs) return undefined;
-  await meta.set(DIGEST_CACHE_NAMESPACE, key, hex, { ttlMs: CACHE_TTL_MS });
+  // Best effort: a full state disk loses the cache entry, never the (correct) digest.
+  await meta.set(DIGEST_CACHE_NAMESPACE, key, hex, { ttlMs: CACHE_TTL_MS }).catch(() => {});
   return hex;
 }
 

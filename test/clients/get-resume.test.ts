@@ -12,6 +12,7 @@ import { startOrigin } from '../helpers/origin-server.ts';
 import { runFerry, spawnFerry } from '../helpers/spawn-client.ts';
 import { makeTempDir } from '../helpers/temp-dir.ts';
 import { parseResumeState } from '../../src/download/index.ts';
+import { skipOrFail } from '../helpers/skip.ts';
 
 const run = promisify(execFile);
 const MIB = 1024 * 1024;
@@ -127,7 +128,7 @@ test('replaced while running (default): restarts from zero within the same run',
 });
 
 test('disk full on the output: clear error, state kept, resumes when space returns', { timeout: 120_000 }, async (t) => {
-  if (process.getuid?.() !== 0) { t.skip('needs root to mount a tmpfs'); return; }
+  if (process.getuid?.() !== 0) { skipOrFail(t, 'needs root to mount a tmpfs'); return; }
   const mnt = path.join(dir, 'small-disk');
   await mkdir(mnt);
   let mounted = false;
@@ -136,7 +137,7 @@ test('disk full on the output: clear error, state kept, resumes when space retur
     await run('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', mnt]);
     mounted = true;
   } catch (err) {
-    t.skip(`cannot mount a tmpfs: ${(err as Error).message}`);
+    skipOrFail(t, `cannot mount a tmpfs: ${(err as Error).message}`);
     return;
   }
   const origin = await startOrigin({ file: src });

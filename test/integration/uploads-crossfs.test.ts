@@ -11,6 +11,7 @@ import path from 'node:path';
 import { makeTempDir } from '../helpers/temp-dir.ts';
 import { startServer } from '../helpers/start-server.ts';
 import { AUTH, TUS, b64, bytes, patchHeaders, rawRequest, writeTokensFile } from './uploads-kit.ts';
+import { skipOrFail } from '../helpers/skip.ts';
 
 test('root on another filesystem than the state dir: copy beside the target, then publish', async (t) => {
   const tmp = await makeTempDir('ferry-xfs-');
@@ -27,7 +28,7 @@ test('root on another filesystem than the state dir: copy beside the target, the
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', root], { stdio: 'pipe' });
     mounted = true;
   } catch (err) {
-    t.skip(`cannot mount a tmpfs here (needs root): ${(err as Error).message.split('\n')[0]}`);
+    skipOrFail(t, `cannot mount a tmpfs here (needs root): ${(err as Error).message.split('\n')[0]}`);
     return;
   }
   const tokensFile = await writeTokensFile(tmp.dir);

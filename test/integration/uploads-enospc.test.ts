@@ -11,6 +11,7 @@ import path from 'node:path';
 import { makeTempDir } from '../helpers/temp-dir.ts';
 import { startServer } from '../helpers/start-server.ts';
 import { AUTH, TUS, b64, bytes, headOffset, patchHeaders, rawRequest, writeTokensFile } from './uploads-kit.ts';
+import { skipOrFail } from '../helpers/skip.ts';
 
 const MiB = 1024 * 1024;
 
@@ -36,7 +37,7 @@ test('ENOSPC → 507, the upload stays resumable, resumes after space is freed',
   });
   await mkdir(mnt);
   const why = tryMountTmpfs(mnt, '32m');
-  if (why !== undefined) { t.skip(`cannot mount a tmpfs here (needs root): ${why}`); return; }
+  if (why !== undefined) { skipOrFail(t, `cannot mount a tmpfs here (needs root): ${why}`); return; }
   mounted = true;
   const tokensFile = await writeTokensFile(tmp.dir);
   const root = path.join(mnt, 'files');

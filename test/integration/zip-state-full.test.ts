@@ -17,6 +17,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { makeTempDir } from '../helpers/temp-dir.ts';
 import { startServer } from '../helpers/start-server.ts';
+import { skipOrFail } from '../helpers/skip.ts';
 
 const run = promisify(execFile);
 
@@ -63,7 +64,7 @@ test('state disk full: GET /zip still answers 200 with a valid archive (crc-firs
   });
   await mkdir(mnt);
   const why = tryMountTmpfs(mnt, '4m');
-  if (why !== undefined) { t.skip(`cannot mount a tmpfs here (needs root): ${why}`); return; }
+  if (why !== undefined) { skipOrFail(t, `cannot mount a tmpfs here (needs root): ${why}`); return; }
   mounted = true;
   const root = path.join(tmp.dir, 'files');
   // Small folder: CRCs computed before the first byte (crc-first); big one: descriptor layout,
@@ -91,6 +92,12 @@ test('state disk full: GET /zip still answers 200 with a valid archive (crc-firs
     assert.equal(part.status, 206, dir);
     assert.ok(Buffer.from(await part.arrayBuffer()).equals(body.subarray(100, 200)), `${dir}: the range matches the archive`);
   }
+  // The same class on /files: Repr-Digest computes the sha-256 and caches it best effort (on
+  // the old code the cache write's SQLITE_FULL turned the answer into a 500).
+  const digest = await fetch(`${s.url}/files/small/s0.bin`, { headers: { 'want-repr-digest': 'sha-256=1' } });
+  assert.equal(digest.status, 200);
+  assert.match(digest.headers.get('repr-digest') ?? '', /^sha-256=:[A-Za-z0-9+/]{43}=:$/);
+  await digest.arrayBuffer();
   const warnings = s.logs.filter((l) => l.level === 40 && typeof l.msg === 'string' && l.msg.includes('could not record'));
   assert.ok(warnings.length >= 1, 'the failed writes are logged');
   t.diagnostic(`warnings: ${JSON.stringify(warnings.map((w) => [w.what, (w.err as { message?: string } | undefined)?.message]))}`);
