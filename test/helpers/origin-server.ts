@@ -9,6 +9,7 @@ import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { finished } from 'node:stream/promises';
 
 export interface OriginOptions {
   /** Served at `/file` (opened per request, so replacing it on disk takes effect). */
@@ -69,7 +70,6 @@ export async function startOrigin(options: OriginOptions): Promise<Origin> {
       return;
     }
     const fh = await open(options.file, 'r');
-    let handedOff = false;
     try {
       const st = await fh.stat();
       const size = st.size;
@@ -105,8 +105,9 @@ export async function startOrigin(options: OriginOptions): Promise<Origin> {
       if (req.method === 'HEAD' || size === 0) { res.end(); return; }
       options.onBodyStart?.({ start, end: end + 1 });
       const dropAt = options.dropAfterBytes?.();
-      const stream = createReadStream('', { fd: fh, start, end, highWaterMark: 256 * 1024, autoClose: true });
-      handedOff = true;
+      // The handle is closed below, explicitly, once the stream has let go of it (autoClose
+      // left handles to the garbage collector when a dropped connection destroyed the stream).
+      const stream = createReadStream('', { fd: fh, start, end, highWaterMark: 256 * 1024, autoClose: false });
       let sent = 0;
       const startedAt = performance.now();
       const closed = once(res, 'close');
@@ -135,10 +136,11 @@ export async function startOrigin(options: OriginOptions): Promise<Origin> {
         }
       } finally {
         stream.destroy();
+        await finished(stream).catch(() => {});
       }
       if (!res.destroyed && !(dropAt !== undefined && sent >= dropAt)) res.end();
     } finally {
-      if (!handedOff) await fh.close();
+      await fh.close();
     }
   };
   server.keepAliveTimeout = 10_000;

@@ -16,6 +16,8 @@ import path from 'node:path';
 import { makeTempDir } from '../helpers/temp-dir.ts';
 import { startChildServer, type ChildServer } from '../helpers/start-server.ts';
 import { AUTH, rawRequest, startUploadServer, writeTokensFile, WRITE_TOKEN } from './uploads-kit.ts';
+import { tryMountTmpfs, unmountTmpfs } from '../helpers/tmpfs.ts';
+import { skipOrFail } from '../helpers/skip.ts';
 
 /** Resolves with the first stdout JSON line of `s` (already seen or still to come) that `match` accepts. */
 function waitForLog(s: ChildServer, match: (rec: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
@@ -54,18 +56,13 @@ test('kill -9 during a cross-filesystem publish: the next start removes the hidd
       s.kill('SIGKILL');
       await s.exited;
     }
-    if (mounted) execFileSync('umount', ['-l', root]);
+    if (mounted) unmountTmpfs(root);
     await tmp.remove();
   });
   await mkdir(root);
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=600m', 'tmpfs', root], { stdio: 'pipe' });
-    mounted = true;
-  } catch (err) {
-    if (process.env.CI === 'true') throw err;
-    t.skip(`cannot mount a tmpfs here (needs root): ${(err as Error).message.split('\n')[0]}`);
-    return;
-  }
+  const why = tryMountTmpfs(root, '600m');
+  if (why !== undefined) { skipOrFail(t, `cannot mount a tmpfs here (needs root): ${why}`); return; }
+  mounted = true;
   await mkdir(path.join(root, 'in'));
   const tokensFile = await writeTokensFile(tmp.dir);
   const body = path.join(tmp.dir, 'body.bin');

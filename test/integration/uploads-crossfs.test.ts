@@ -5,13 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { makeTempDir } from '../helpers/temp-dir.ts';
 import { startServer } from '../helpers/start-server.ts';
 import { AUTH, TUS, b64, bytes, patchHeaders, rawRequest, writeTokensFile } from './uploads-kit.ts';
 import { skipOrFail } from '../helpers/skip.ts';
+import { tryMountTmpfs, unmountTmpfs } from '../helpers/tmpfs.ts';
 
 test('root on another filesystem than the state dir: copy beside the target, then publish', async (t) => {
   const tmp = await makeTempDir('ferry-xfs-');
@@ -20,17 +20,13 @@ test('root on another filesystem than the state dir: copy beside the target, the
   const running: { server?: Awaited<ReturnType<typeof startServer>> } = {};
   t.after(async () => {
     await running.server?.close();
-    if (mounted) execFileSync('umount', ['-l', root]);
+    if (mounted) unmountTmpfs(root);
     await tmp.remove();
   });
   await mkdir(root);
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', root], { stdio: 'pipe' });
-    mounted = true;
-  } catch (err) {
-    skipOrFail(t, `cannot mount a tmpfs here (needs root): ${(err as Error).message.split('\n')[0]}`);
-    return;
-  }
+  const why = tryMountTmpfs(root, '64m');
+  if (why !== undefined) { skipOrFail(t, `cannot mount a tmpfs here (needs root): ${why}`); return; }
+  mounted = true;
   const tokensFile = await writeTokensFile(tmp.dir);
   const stateDir = path.join(tmp.dir, 'state');
   const s = await startServer({ root, stateDir, options: { tokensFile } });

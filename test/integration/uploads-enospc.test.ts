@@ -5,24 +5,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { makeTempDir } from '../helpers/temp-dir.ts';
 import { startServer } from '../helpers/start-server.ts';
 import { AUTH, TUS, b64, bytes, headOffset, patchHeaders, rawRequest, writeTokensFile } from './uploads-kit.ts';
 import { skipOrFail } from '../helpers/skip.ts';
+import { tryMountTmpfs, unmountTmpfs } from '../helpers/tmpfs.ts';
 
 const MiB = 1024 * 1024;
-
-function tryMountTmpfs(dir: string, size: string): string | undefined {
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
-    return undefined;
-  } catch (err) {
-    return (err as Error).message.split('\n')[0];
-  }
-}
 
 test('ENOSPC → 507, the upload stays resumable, resumes after space is freed', async (t) => {
   const tmp = await makeTempDir('ferry-full-');
@@ -32,7 +23,7 @@ test('ENOSPC → 507, the upload stays resumable, resumes after space is freed',
   // One cleanup, in order: server, then the mount, then the temp dir.
   t.after(async () => {
     await running.server?.close();
-    if (mounted) execFileSync('umount', ['-l', mnt]);
+    if (mounted) unmountTmpfs(mnt);
     await tmp.remove();
   });
   await mkdir(mnt);

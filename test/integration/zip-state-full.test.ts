@@ -10,7 +10,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -18,17 +18,9 @@ import { promisify } from 'node:util';
 import { makeTempDir } from '../helpers/temp-dir.ts';
 import { startServer } from '../helpers/start-server.ts';
 import { skipOrFail } from '../helpers/skip.ts';
+import { tryMountTmpfs, unmountTmpfs } from '../helpers/tmpfs.ts';
 
 const run = promisify(execFile);
-
-function tryMountTmpfs(dir: string, size: string): string | undefined {
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
-    return undefined;
-  } catch (err) {
-    return (err as Error).message.split('\n')[0];
-  }
-}
 
 /** Writes zeros into `file` until the file system says ENOSPC. */
 async function fillUp(file: string): Promise<void> {
@@ -59,7 +51,7 @@ test('state disk full: GET /zip still answers 200 with a valid archive (crc-firs
   const running: { server?: Awaited<ReturnType<typeof startServer>> } = {};
   t.after(async () => {
     await running.server?.close();
-    if (mounted) execFileSync('umount', ['-l', mnt]);
+    if (mounted) unmountTmpfs(mnt);
     await tmp.remove();
   });
   await mkdir(mnt);
