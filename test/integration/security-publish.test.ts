@@ -81,12 +81,17 @@ test('kill -9 during a cross-filesystem publish: the next start removes the hidd
       }
     });
   });
-  const curl = spawn('curl', ['-sS', '-o', '/dev/null', '-H', `Authorization: Bearer ${WRITE_TOKEN}`, '-T', body, `${first.url}/files/in/big.bin`], { stdio: 'ignore' });
-  const tempName = await appeared;
+  const curl = spawn('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-H', `Authorization: Bearer ${WRITE_TOKEN}`, '-T', body, `${first.url}/files/in/big.bin`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let curlOut = '';
+  curl.stdout.on('data', (d: Buffer) => { curlOut += d.toString(); });
+  curl.stderr.on('data', (d: Buffer) => { curlOut += d.toString(); });
+  const curlExit = once(curl, 'exit');
+  // The PUT must still be running when the copy appears; if it ends first, say how it ended.
+  const tempName = await Promise.race([appeared, curlExit.then(() => { throw new Error(`the PUT ended before the temp copy appeared: ${curlOut}`); })]);
   first.kill('SIGKILL');
   await first.exited;
   curl.kill();
-  await once(curl, 'exit');
+  await curlExit;
   assert.ok((await readdir(path.join(root, 'in'))).includes(tempName), 'the kill left the temp copy behind (the case under test)');
   assert.ok(!(await readdir(path.join(root, 'in'))).includes('big.bin'), 'and nothing was published');
   // A sweep removes only copies idle for an hour (src/uploads/decide-sweep.ts): let that hour pass.
