@@ -14,7 +14,7 @@ import {
   headerValue, planDownload, formatContentDisposition, formatHttpDate, formatDigestField, wantsSha256,
   type ContentCoding, type PlannedHeaders, type Validators,
 } from '../http/index.ts';
-import { FerryError, channels, publish, parseSafePath, type TransferFinishedEvent } from '../core/index.ts';
+import { FerryError, abortOnClose, channels, publish, parseSafePath, type TransferFinishedEvent } from '../core/index.ts';
 import type { FileHandleReader } from '../storage/index.ts';
 import type { TransferSubject } from '../limits/index.ts';
 import { splitRawTarget, hasQueryParam } from './raw-path.ts';
@@ -62,9 +62,8 @@ async function serveFile(request: FastifyRequest, reply: FastifyReply, deps: Ser
 
   // One signal for the whole exchange: the client going away aborts hashing, the queue wait
   // and the body alike.
-  const ac = new AbortController();
-  const onClose = (): void => { if (!res.writableFinished) ac.abort(new FerryError('FERRY_ERR_CLIENT_ABORTED', 'client went away')); };
-  res.once('close', onClose);
+  const gone = abortOnClose(res);
+  const signal = gone.signal;
 
   const reader = await deps.storage.open(path);
   let rep: Representation | undefined;
@@ -126,13 +125,13 @@ async function serveFile(request: FastifyRequest, reply: FastifyReply, deps: Ser
       try {
         let reprHex: string | undefined;
         if (wantRepr || (wantContent && status === 200)) {
-          reprHex = await fileSha256(deps.meta, rep.relativePath, repReader, ac.signal, deps.config.readBufferSize, onHashed);
+          reprHex = await fileSha256(deps.meta, rep.relativePath, repReader, signal, deps.config.readBufferSize, onHashed);
         }
         if (wantRepr && reprHex !== undefined) headers['repr-digest'] = formatDigestField(reprHex);
         if (wantContent) {
           // Content-Digest covers the content actually sent: the whole file on 200, the part
           // or the whole multipart body on 206.
-          const contentHex = status === 200 ? reprHex : await hashStream(partsToReadable(repReader, parts ?? [], chunkBytes, ac.signal), onHashed);
+          const contentHex = status === 200 ? reprHex : await hashStream(partsToReadable(repReader, parts ?? [], chunkBytes, signal), onHashed);
           if (contentHex !== undefined) headers['content-digest'] = formatDigestField(contentHex);
         }
       } finally {
@@ -149,16 +148,16 @@ async function serveFile(request: FastifyRequest, reply: FastifyReply, deps: Ser
     // Limits: wait for a transfer slot before the first body byte (429/503 thrown from here
     // still become problem+json, nothing has been written yet).
     const subject: TransferSubject = { identity: request.identity, clientAddress: request.ip };
-    const release = await deps.transfer.admit(subject, ac.signal);
+    const release = await deps.transfer.admit(subject, signal);
     let released = false;
     const releaseOnce = (): void => { if (!released) { released = true; release(); } };
     try {
-      await sendBody({ request, reply, status, headers, reader: repReader, parts, coding, subject, deps, signal: ac.signal, watchdog, startedAt, relative: path.relative, rangeCount });
+      await sendBody({ request, reply, status, headers, reader: repReader, parts, coding, subject, deps, signal: signal, watchdog, startedAt, relative: path.relative, rangeCount });
     } finally {
       releaseOnce();
     }
   } finally {
-    res.removeListener('close', onClose);
+    gone.dispose();
     if (rep !== undefined && rep.reader !== reader) await rep.reader.close();
     await reader.close();
   }

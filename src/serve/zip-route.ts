@@ -23,7 +23,7 @@ import {
   planDownload, formatContentDisposition, type PlannedHeaders, type Validators,
 } from '../http/index.ts';
 import {
-  FerryError, channels, publish, parseSafePath, parseDecodedPath, pathLimitExceeded, errnoCode,
+  FerryError, abortOnClose, channels, publish, parseSafePath, parseDecodedPath, pathLimitExceeded, errnoCode,
   MAX_PATH_SEGMENTS, MAX_PATH_BYTES, MAX_SEGMENT_BYTES, isFerryError,
   type SafePath, type ZipFinishedEvent,
 } from '../core/index.ts';
@@ -453,9 +453,8 @@ async function serveZip(request: FastifyRequest, reply: FastifyReply, deps: ZipR
   const h = request.headers;
   const parsed = parseSelection(request.raw.url);
 
-  const ac = new AbortController();
-  const onClose = (): void => { if (!res.writableFinished) ac.abort(new FerryError('FERRY_ERR_CLIENT_ABORTED', 'client went away')); };
-  res.once('close', onClose);
+  const gone = abortOnClose(res);
+  const signal = gone.signal;
   const counters = { crcComputedBytes: 0 };
   const finish = (f: LogFields, body: boolean): void => {
     const durationMs = Math.round((performance.now() - startedAt) * 1000) / 1000;
@@ -473,8 +472,8 @@ async function serveZip(request: FastifyRequest, reply: FastifyReply, deps: ZipR
   let release: () => void = () => {};
   let lease: { readonly value: PlannedArchive; release(): void } | undefined;
   try {
-    if (deps.transfer !== undefined) release = await deps.transfer.admit(subject, ac.signal);
-    lease = await deps.flights.acquire(planKey(parsed.items, parsed.compress), ac.signal, (signal: AbortSignal, budget: EntryBudget) => buildPlan(parsed.items, parsed.compress, deps, signal, budget, remember));
+    if (deps.transfer !== undefined) release = await deps.transfer.admit(subject, signal);
+    lease = await deps.flights.acquire(planKey(parsed.items, parsed.compress), signal, (signal: AbortSignal, budget: EntryBudget) => buildPlan(parsed.items, parsed.compress, deps, signal, budget, remember));
     const planned = lease.value;
     const selection: Selection = { members: planned.members, archiveName: toArchiveFileName(parsed.name, parsed.fallbackName), label: parsed.label };
     const selectionHash = planned.selectionHash;
@@ -488,7 +487,7 @@ async function serveZip(request: FastifyRequest, reply: FastifyReply, deps: ZipR
     };
 
     if (parsed.compress) {
-      await serveDeflated(request, reply, deps, watchdog, { selection, selectionHash, source, headers, method, subject, signal: ac.signal, finish });
+      await serveDeflated(request, reply, deps, watchdog, { selection, selectionHash, source, headers, method, subject, signal: signal, finish });
       return;
     }
 
@@ -521,7 +520,7 @@ async function serveZip(request: FastifyRequest, reply: FastifyReply, deps: ZipR
     }
 
     {
-      if (plan.layout === 'crc-first') plan = await prefetchCrcs(plan, source, deps.config.zipCrcPrefetch, ac.signal);
+      if (plan.layout === 'crc-first') plan = await prefetchCrcs(plan, source, deps.config.zipCrcPrefetch, signal);
       const frozen = plan;
       const mode = deps.config.zipVerifyCrc;
       const verifyCrc = mode === 'always' ? true : mode === 'never' ? false : (e: ZipSourceEntry<MemberRef>): boolean => !verified.has(e.index);
@@ -529,10 +528,10 @@ async function serveZip(request: FastifyRequest, reply: FastifyReply, deps: ZipR
       const body = async function* (): AsyncGenerator<Buffer> {
         for (const part of parts) {
           if (typeof part === 'string') yield Buffer.from(part, 'latin1');
-          else yield* readZipRange(frozen, part, source, { signal: ac.signal, verifyCrc });
+          else yield* readZipRange(frozen, part, source, { signal: signal, verifyCrc });
         }
       };
-      await sendBody({ request, reply, deps, watchdog, status, headers: answer.headers, body: body(), subject, signal: ac.signal, finish, log: { ...logBase, ranges: rangeCount } });
+      await sendBody({ request, reply, deps, watchdog, status, headers: answer.headers, body: body(), subject, signal: signal, finish, log: { ...logBase, ranges: rangeCount } });
     }
   } catch (err) {
     // Refused before any byte (bad path, limits, a member gone while its CRC was computed):
@@ -545,7 +544,7 @@ async function serveZip(request: FastifyRequest, reply: FastifyReply, deps: ZipR
   } finally {
     lease?.release();
     release();
-    res.removeListener('close', onClose);
+    gone.dispose();
   }
 }
 

@@ -8,6 +8,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { FerryError, isFerryError } from '../core/errors.ts';
+import { abortOnClose } from '../core/abort.ts';
 import { parseSafePath } from '../core/safe-path.ts';
 import type { Storage } from '../storage/index.ts';
 import type { MetaStore } from '../meta/index.ts';
@@ -254,9 +255,9 @@ export async function registerUploadRoutes(app: FastifyInstance, deps: UploadRou
   }
 
   function bodyInput(request: FastifyRequest, reply: FastifyReply): BodyInput {
-    const gone = new AbortController();
-    const onClose = (): void => { if (!reply.raw.writableFinished) gone.abort(new FerryError('FERRY_ERR_UPLOAD_INCOMPLETE', 'the client went away')); };
-    reply.raw.once('close', onClose);
+    // Not disposed: the listener lives as long as the response (a body still being drained
+    // after the answer aborts nothing, the response has finished by then).
+    const gone = abortOnClose(reply.raw, () => new FerryError('FERRY_ERR_UPLOAD_INCOMPLETE', 'the client went away'));
     // No abort on shutdown: in-flight uploads get --shutdown-grace to finish (SPEC §1); when
     // the server then cuts their connections, they keep what they stored.
     const signal = gone.signal;
