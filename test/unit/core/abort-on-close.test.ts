@@ -23,17 +23,18 @@ async function withServer(handle: (res: http.ServerResponse) => void, client: (p
 
 test('a client that goes away aborts with the reason; the default is FERRY_ERR_CLIENT_ABORTED', async () => {
   let gone: CloseSignal | undefined;
-  const seen = Promise.withResolvers<void>();
+  let wrote!: () => void;
+  const seen = new Promise<void>((resolve) => { wrote = resolve; });
   await withServer((res) => {
     gone = abortOnClose(res);
     res.writeHead(200);
     res.write('x'); // never ended: only the client can close it
-    seen.resolve();
+    wrote();
   }, async (port) => {
     const req = http.get({ host: '127.0.0.1', port });
     req.on('error', () => {});
     const [response] = await once(req, 'response') as [http.IncomingMessage];
-    await seen.promise;
+    await seen;
     response.destroy();
     req.destroy();
     await once(gone!.signal, 'abort');
