@@ -73,6 +73,7 @@ export const FERRY_ERRORS = {
   FERRY_ERR_CLIENT_LOCAL_IO: { status: 507, title: 'Local file error' },
   FERRY_ERR_CLIENT_ABORTED: { status: 499, title: 'Transfer aborted' },
   FERRY_ERR_CLIENT_BAD_URL: { status: 400, title: 'Invalid URL' },
+  FERRY_ERR_CLIENT_SHORT_BODY: { status: 502, title: 'The remote server ended the body before the promised bytes' },
   FERRY_ERR_DOWNLOAD_CHANGED: { status: 409, title: 'The file changed on the server during the download' },
   FERRY_ERR_DOWNLOAD_CHECKSUM_MISMATCH: { status: 422, title: 'Downloaded file does not match the expected digest' },
   FERRY_ERR_PUT_NOT_SUPPORTED: { status: 501, title: 'The server does not offer what this upload needs (tus 1.0)' },

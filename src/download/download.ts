@@ -553,7 +553,7 @@ class Download {
       task.writer = undefined;
     }
     if (task.writtenPos < Math.min(to, task.end)) {
-      throw Object.assign(new Error(`the response ended after ${task.writtenPos - from} of ${to - from} bytes`), { code: 'ERR_FERRY_SHORT_BODY' });
+      throw new FerryError('FERRY_ERR_CLIENT_SHORT_BODY', `the response ended after ${task.writtenPos - from} of ${to - from} bytes`);
     }
   }
 
@@ -734,7 +734,7 @@ class Download {
           }
         }
         if (size !== undefined && pos < size) {
-          throw Object.assign(new Error(`the response ended after ${pos} of ${size} bytes`), { code: 'ERR_FERRY_SHORT_BODY' });
+          throw new FerryError('FERRY_ERR_CLIENT_SHORT_BODY', `the response ended after ${pos} of ${size} bytes`);
         }
         report(pos, 0);
         return hash?.digest('hex');

@@ -282,7 +282,7 @@ export class FastHttpPool {
       h?.(err);
     };
     socket.on('error', (err) => { ended(err); });
-    socket.on('end', () => { ended(Object.assign(new Error('the server closed the connection'), { code: 'ERR_FERRY_SHORT_BODY' })); socket.destroy(); });
+    socket.on('end', () => { ended(new FerryError('FERRY_ERR_CLIENT_SHORT_BODY', 'the server closed the connection')); socket.destroy(); });
     socket.on('close', () => { ended(Object.assign(new Error('the connection closed'), { code: 'ECONNRESET' })); });
     socket.on('timeout', () => { socket.destroy(Object.assign(new Error(`no data for ${this.#o.idleTimeoutMs} ms`), { code: 'ETIMEDOUT' })); });
     return new Promise<Conn>((resolve, reject) => {

@@ -65,7 +65,7 @@ export type AttemptVerdict = { retry: true; retryAfterMs: number | undefined; re
 
 export function judgeFailure(err: unknown): AttemptVerdict {
   if (err instanceof RemoteStatusError) return err.retryable ? { retry: true, retryAfterMs: err.retryAfterMs, reason: err.message } : { retry: false };
-  if (err instanceof FerryError) return { retry: false };
+  if (err instanceof FerryError && !isCode(err, 'FERRY_ERR_CLIENT_SHORT_BODY')) return { retry: false };
   if (isRetryableNetworkError(err)) return { retry: true, retryAfterMs: undefined, reason: describeNetworkError(err) };
   return { retry: false };
 }

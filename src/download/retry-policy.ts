@@ -18,8 +18,9 @@ const RETRYABLE_CODES = new Set([
   'ENETDOWN', 'EHOSTDOWN', 'EAI_AGAIN', 'EADDRNOTAVAIL',
   'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT',
   'UND_ERR_CLOSED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_REQ_RETRY', 'UND_ERR_INFO',
-  // The body ended before the bytes the response promised (a dropped connection).
-  'ERR_FERRY_SHORT_BODY',
+  // The body ended before the bytes the response promised (a dropped connection): the one
+  // FerryError code that is a network failure, retried like a reset.
+  'FERRY_ERR_CLIENT_SHORT_BODY',
   'HPE_INVALID_CHUNK_SIZE', 'HPE_INVALID_CONSTANT', 'HPE_UNEXPECTED_CONTENT_LENGTH',
 ]);
 

@@ -408,7 +408,7 @@ class Upload {
         if (signal.aborted) throw err;
         const retryable = err instanceof RemoteStatusError
           ? err.retryable || err.status === 423 || err.status === 460
-          : !(err instanceof FerryError) && isRetryableNetworkError(err);
+          : !(err instanceof FerryError && err.code !== 'FERRY_ERR_CLIENT_SHORT_BODY') && isRetryableNetworkError(err);
         if (!retryable) throw err;
         failures++;
         if (failures > (this.#o.retries ?? 10)) {

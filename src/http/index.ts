@@ -17,6 +17,9 @@ export {
   parseRangeHeader, resolveRanges, coalesceRanges, planRanges, sumRangesSize, formatContentRange, formatUnsatisfiedRange,
   type ByteRange, type RangeSpec, type RangeHeader, type RangePlan, type PlanRangesOptions,
 } from './range.ts';
+export {
+  planDownload, type DownloadPlan, type PlanDownloadOptions, type PlannedHeaders, type PlannedPart,
+} from './plan-download.ts';
 export { planMultipartByteranges, generateBoundary, type MultipartPlan, type MultipartPart } from './multipart.ts';
 export { formatContentDisposition, asciiFallbackFilename, encodeExtValue } from './content-disposition.ts';
 export {

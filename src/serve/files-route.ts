@@ -11,11 +11,10 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import { pipeline, type Transform } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
-  evaluatePreconditions, conditionalHeadersFrom, headerValue, evaluateIfRange, planRanges, planMultipartByteranges, formatContentRange,
-  formatContentDisposition, formatHttpDate, formatDigestField, wantsSha256,
-  type ContentCoding, type RangePlan, type Validators,
+  headerValue, planDownload, formatContentDisposition, formatHttpDate, formatDigestField, wantsSha256,
+  type ContentCoding, type PlannedHeaders, type Validators,
 } from '../http/index.ts';
-import { FerryError, channels, publish, parseSafePath, type TransferFinishedEvent } from '../core/index.ts';
+import { FerryError, abortOnClose, channels, publish, parseSafePath, type TransferFinishedEvent } from '../core/index.ts';
 import type { FileHandleReader } from '../storage/index.ts';
 import type { TransferSubject } from '../limits/index.ts';
 import { splitRawTarget, hasQueryParam } from './raw-path.ts';
@@ -23,9 +22,12 @@ import { selectRepresentation, createCompressor, contentTypeOf, needsSandbox, ty
 import { fileSha256, hashStream } from './file-digest.ts';
 import { pumpParts, pumpReadable, partsToReadable, pacingFor, type BodyPart } from './pump.ts';
 import { socketProgress, type ProgressWatchdog } from './progress-watchdog.ts';
+import { refusalError, sendHeaderOnly, type RefusalWording } from './download-answer.ts';
 import type { ServeDeps } from './types.ts';
 
 export const FILES_ROUTE = '/files/*';
+
+const FILE_WORDING: RefusalWording = { current: 'the current representation', sized: 'a representation' };
 
 /** Chunk size of bodies that go through streams (on-the-fly compression). */
 const STREAM_CHUNK_BYTES = 64 * 1024;
@@ -60,9 +62,8 @@ async function serveFile(request: FastifyRequest, reply: FastifyReply, deps: Ser
 
   // One signal for the whole exchange: the client going away aborts hashing, the queue wait
   // and the body alike.
-  const ac = new AbortController();
-  const onClose = (): void => { if (!res.writableFinished) ac.abort(new FerryError('FERRY_ERR_CLIENT_ABORTED', 'client went away')); };
-  res.once('close', onClose);
+  const gone = abortOnClose(res);
+  const signal = gone.signal;
 
   const reader = await deps.storage.open(path);
   let rep: Representation | undefined;
@@ -82,76 +83,35 @@ async function serveFile(request: FastifyRequest, reply: FastifyReply, deps: Ser
       nowMs: Date.now(),
     });
     const validators: Validators = { etag: rep.etag, lastModifiedMs: rep.lastModifiedMs };
-    const headers: OutgoingHttpHeaders = {
+    const base: PlannedHeaders = {
       'x-request-id': request.id,
       'accept-ranges': 'bytes',
       'x-content-type-options': 'nosniff',
       etag: rep.etag,
       'last-modified': formatHttpDate(rep.lastModifiedMs),
     };
-    if (rep.varies) headers.vary = 'Accept-Encoding';
+    if (rep.varies) base.vary = 'Accept-Encoding';
 
-    // RFC 9110 §13.2.2 steps 1–4.
-    const pre = evaluatePreconditions(method, conditionalHeadersFrom(h), validators);
-    if (pre.kind === 'precondition-failed') {
-      throw new FerryError('FERRY_ERR_PRECONDITION_FAILED', `The ${pre.by} condition is false for the current representation`, { headers: { etag: rep.etag } });
-    }
-    if (pre.kind === 'not-modified') {
-      // §15.4.5: a 304 carries the ETag and Vary a 200 would have had, and no content.
-      const notModified: OutgoingHttpHeaders = { 'x-request-id': request.id, etag: rep.etag };
-      if (rep.varies) notModified.vary = 'Accept-Encoding';
-      reply.hijack();
-      res.writeHead(304, notModified);
-      res.end();
+    // Preconditions → If-Range → range → 416 → multipart → HEAD, decided in one pure step.
+    // Only the identity representation has ranges (a coded one is served whole).
+    const answer = planDownload({
+      method, requestHeaders: h, validators, length: rep.length, rangeable: rep.coding === 'identity',
+      contentType, contentEncoding: rep.coding, headers: base, maxRanges: deps.config.maxRanges,
+    });
+    if (answer.kind === 'precondition-failed' || answer.kind === 'range-not-satisfiable') throw refusalError(answer, FILE_WORDING);
+    if (answer.kind === 'not-modified') {
+      sendHeaderOnly(reply, 304, answer.headers);
       finish(request, startedAt, path.relative, method, { status: 304, bytes: 0, outcome: 'completed', rangeCount: 0, coding: rep.coding });
       return;
     }
 
-    // §13.2.2 step 5 and §14.2: only GET has range semantics; If-Range false → ignore Range.
-    let plan: RangePlan = { kind: 'full', reason: 'absent' };
-    if (method === 'GET' && rangeHeader !== undefined && rep.coding === 'identity' && evaluateIfRange(headerValue(h['if-range']), validators)) {
-      plan = planRanges(rangeHeader, rep.length!, { maxRanges: deps.config.maxRanges });
-    }
-    if (plan.kind === 'unsatisfiable') {
-      throw new FerryError('FERRY_ERR_RANGE_NOT_SATISFIABLE', `No requested range is satisfiable for a representation of ${rep.length} bytes`, {
-        headers: { 'content-range': plan.contentRange, 'accept-ranges': 'bytes', etag: rep.etag },
-      });
-    }
-
     const repReader = rep.reader;
     const chunkBytes = deps.config.readBufferSize;
-    let status = 200;
-    let rangeCount = 0;
+    const { status, rangeCount } = answer;
+    const headers: OutgoingHttpHeaders = answer.headers;
     // The body as parts (framing bytes and file ranges), or a compressor for on-the-fly coding.
-    let parts: BodyPart[] | undefined;
-    let coding: ContentCoding | undefined;
-    if (plan.kind === 'partial' && plan.ranges.length === 1) {
-      const range = plan.ranges[0]!;
-      status = 206;
-      rangeCount = 1;
-      headers['content-type'] = contentType;
-      headers['content-range'] = formatContentRange(range, rep.length!);
-      headers['content-length'] = range.end - range.start + 1;
-      parts = [range];
-    } else if (plan.kind === 'partial') {
-      const mp = planMultipartByteranges(plan.ranges, rep.length!, contentType);
-      status = 206;
-      rangeCount = plan.ranges.length;
-      headers['content-type'] = mp.contentType;
-      headers['content-length'] = mp.contentLength;
-      parts = [];
-      for (const part of mp.parts) parts.push(Buffer.from(part.head, 'latin1'), part.range);
-      parts.push(Buffer.from(mp.tail, 'latin1'));
-    } else {
-      headers['content-type'] = contentType;
-      if (rep.coding !== 'identity') headers['content-encoding'] = rep.coding;
-      if (rep.onTheFly) {
-        coding = rep.coding;
-      } else {
-        headers['content-length'] = rep.length!;
-        parts = rep.length! > 0 ? [{ start: 0, end: rep.length! - 1 }] : [];
-      }
-    }
+    const parts: BodyPart[] | undefined = answer.parts?.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : p));
+    const coding: ContentCoding | undefined = answer.parts === undefined ? rep.coding : undefined;
     // A stored document must not run script on Ferry's origin (representation.ts, needsSandbox).
     if (needsSandbox(contentType)) headers['content-security-policy'] = 'sandbox';
     if (hasQueryParam(target.query, 'download')) headers['content-disposition'] = formatContentDisposition(name);
@@ -165,13 +125,13 @@ async function serveFile(request: FastifyRequest, reply: FastifyReply, deps: Ser
       try {
         let reprHex: string | undefined;
         if (wantRepr || (wantContent && status === 200)) {
-          reprHex = await fileSha256(deps.meta, rep.relativePath, repReader, ac.signal, deps.config.readBufferSize, onHashed);
+          reprHex = await fileSha256(deps.meta, rep.relativePath, repReader, signal, deps.config.readBufferSize, onHashed);
         }
         if (wantRepr && reprHex !== undefined) headers['repr-digest'] = formatDigestField(reprHex);
         if (wantContent) {
           // Content-Digest covers the content actually sent: the whole file on 200, the part
           // or the whole multipart body on 206.
-          const contentHex = status === 200 ? reprHex : await hashStream(partsToReadable(repReader, parts ?? [], chunkBytes, ac.signal), onHashed);
+          const contentHex = status === 200 ? reprHex : await hashStream(partsToReadable(repReader, parts ?? [], chunkBytes, signal), onHashed);
           if (contentHex !== undefined) headers['content-digest'] = formatDigestField(contentHex);
         }
       } finally {
@@ -179,10 +139,8 @@ async function serveFile(request: FastifyRequest, reply: FastifyReply, deps: Ser
       }
     }
 
-    if (method === 'HEAD') {
-      reply.hijack();
-      res.writeHead(status, headers);
-      res.end();
+    if (!answer.body) {
+      sendHeaderOnly(reply, status, headers);
       finish(request, startedAt, path.relative, method, { status, bytes: 0, outcome: 'completed', rangeCount, coding: rep.coding });
       return;
     }
@@ -190,16 +148,16 @@ async function serveFile(request: FastifyRequest, reply: FastifyReply, deps: Ser
     // Limits: wait for a transfer slot before the first body byte (429/503 thrown from here
     // still become problem+json, nothing has been written yet).
     const subject: TransferSubject = { identity: request.identity, clientAddress: request.ip };
-    const release = await deps.transfer.admit(subject, ac.signal);
+    const release = await deps.transfer.admit(subject, signal);
     let released = false;
     const releaseOnce = (): void => { if (!released) { released = true; release(); } };
     try {
-      await sendBody({ request, reply, status, headers, reader: repReader, parts, coding, subject, deps, signal: ac.signal, watchdog, startedAt, relative: path.relative, rangeCount });
+      await sendBody({ request, reply, status, headers, reader: repReader, parts, coding, subject, deps, signal: signal, watchdog, startedAt, relative: path.relative, rangeCount });
     } finally {
       releaseOnce();
     }
   } finally {
-    res.removeListener('close', onClose);
+    gone.dispose();
     if (rep !== undefined && rep.reader !== reader) await rep.reader.close();
     await reader.close();
   }

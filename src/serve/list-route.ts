@@ -7,7 +7,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { generateEtag } from '../http/index.ts';
-import { FerryError, parseSafePath } from '../core/index.ts';
+import { FerryError, abortOnClose, parseSafePath } from '../core/index.ts';
 import type { ListEntry } from '../storage/index.ts';
 import { splitRawTarget, queryParam } from './raw-path.ts';
 import type { ServeDeps } from './types.ts';
@@ -75,18 +75,16 @@ export function registerListRoutes(app: FastifyInstance, deps: ServeDeps): void 
     const limit = parseLimit(queryParam(target.query, 'limit'));
     const rawCursor = queryParam(target.query, 'cursor');
     const after = rawCursor === undefined || rawCursor === '' ? undefined : decodeCursor(rawCursor);
-    const ac = new AbortController();
-    const onClose = (): void => { if (!reply.raw.writableFinished) ac.abort(); };
-    reply.raw.once('close', onClose);
+    const gone = abortOnClose(reply.raw, () => new DOMException('This operation was aborted', 'AbortError'));
     try {
-      const page = await deps.storage.list(dir, { limit, signal: ac.signal, ...(after === undefined ? {} : { after }) });
+      const page = await deps.storage.list(dir, { limit, signal: gone.signal, ...(after === undefined ? {} : { after }) });
       const entries = page.entries.map(toListingEntry);
       const last = page.entries.at(-1);
       reply.header('cache-control', 'no-store');
       reply.header('x-content-type-options', 'nosniff');
       return { entries, next: page.more && last !== undefined ? encodeCursor(last.name) : null };
     } finally {
-      reply.raw.removeListener('close', onClose);
+      gone.dispose();
     }
   };
   app.get('/api/list', { config: { access: 'read' } }, handler);

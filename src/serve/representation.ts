@@ -8,7 +8,7 @@ import type { Transform } from 'node:stream';
 import mime from 'mime-types';
 import { negotiateEncoding, isCompressibleType, generateEtag, type ContentCoding } from '../http/index.ts';
 import type { FileHandleReader, FileStat, Storage } from '../storage/index.ts';
-import type { SafePath } from '../core/index.ts';
+import { FerryError, type SafePath } from '../core/index.ts';
 
 /** Content-Type by extension, memoised (mime-types' lookup is measurable per request). */
 const contentTypes = new Map<string, string>();
@@ -195,6 +195,6 @@ export function createCompressor(coding: ContentCoding): Transform {
     case 'gzip': return zlib.createGzip({ level: 6, chunkSize });
     case 'br': return zlib.createBrotliCompress({ chunkSize, params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 4 } });
     case 'zstd': return zlib.createZstdCompress({ chunkSize, params: { [zlib.constants.ZSTD_c_compressionLevel]: 3 } });
-    default: throw new Error(`no compressor for ${coding}`);
+    default: throw new FerryError('FERRY_ERR_INTERNAL', `no compressor for ${coding}`);
   }
 }

@@ -20,11 +20,10 @@ import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
-  evaluatePreconditions, conditionalHeadersFrom, headerValue, evaluateIfRange, planRanges, planMultipartByteranges, formatContentRange,
-  formatContentDisposition, type RangePlan, type Validators, type ByteRange,
+  planDownload, formatContentDisposition, type PlannedHeaders, type Validators,
 } from '../http/index.ts';
 import {
-  FerryError, channels, publish, parseSafePath, parseDecodedPath, pathLimitExceeded, errnoCode,
+  FerryError, abortOnClose, channels, publish, parseSafePath, parseDecodedPath, pathLimitExceeded, errnoCode,
   MAX_PATH_SEGMENTS, MAX_PATH_BYTES, MAX_SEGMENT_BYTES, isFerryError,
   type SafePath, type ZipFinishedEvent,
 } from '../core/index.ts';
@@ -39,6 +38,7 @@ import type { TransferControl, TransferSubject } from '../limits/index.ts';
 import { splitRawTarget } from './raw-path.ts';
 import { pumpReadable, pacingFor } from './pump.ts';
 import { ProgressWatchdog, socketProgress } from './progress-watchdog.ts';
+import { refusalError, sendHeaderOnly, type RefusalWording } from './download-answer.ts';
 
 export const ZIP_ROUTE = '/zip/*';
 
@@ -46,6 +46,7 @@ export const ZIP_ROUTE = '/zip/*';
 export const ZIP_LAYOUT_NAMESPACE = 'zip-layout';
 const ZIP_LAYOUT_TTL_MS = 30 * 24 * 3600 * 1000;
 const CONTENT_TYPE = 'application/zip';
+const ARCHIVE_WORDING: RefusalWording = { current: 'this archive', sized: 'an archive' };
 
 /**
  * `ferry:zip:plan` — the life of a zip plan: PlanFlightEvent (`started`, `joined`, `queued`,
@@ -452,9 +453,8 @@ async function serveZip(request: FastifyRequest, reply: FastifyReply, deps: ZipR
   const h = request.headers;
   const parsed = parseSelection(request.raw.url);
 
-  const ac = new AbortController();
-  const onClose = (): void => { if (!res.writableFinished) ac.abort(new FerryError('FERRY_ERR_CLIENT_ABORTED', 'client went away')); };
-  res.once('close', onClose);
+  const gone = abortOnClose(res);
+  const signal = gone.signal;
   const counters = { crcComputedBytes: 0 };
   const finish = (f: LogFields, body: boolean): void => {
     const durationMs = Math.round((performance.now() - startedAt) * 1000) / 1000;
@@ -472,14 +472,14 @@ async function serveZip(request: FastifyRequest, reply: FastifyReply, deps: ZipR
   let release: () => void = () => {};
   let lease: { readonly value: PlannedArchive; release(): void } | undefined;
   try {
-    if (deps.transfer !== undefined) release = await deps.transfer.admit(subject, ac.signal);
-    lease = await deps.flights.acquire(planKey(parsed.items, parsed.compress), ac.signal, (signal: AbortSignal, budget: EntryBudget) => buildPlan(parsed.items, parsed.compress, deps, signal, budget, remember));
+    if (deps.transfer !== undefined) release = await deps.transfer.admit(subject, signal);
+    lease = await deps.flights.acquire(planKey(parsed.items, parsed.compress), signal, (signal: AbortSignal, budget: EntryBudget) => buildPlan(parsed.items, parsed.compress, deps, signal, budget, remember));
     const planned = lease.value;
     const selection: Selection = { members: planned.members, archiveName: toArchiveFileName(parsed.name, parsed.fallbackName), label: parsed.label };
     const selectionHash = planned.selectionHash;
     const verified = new Set<number>(planned.verified);
     const source = createStorageSource(deps, counters, verified, remember);
-    const headers: OutgoingHttpHeaders = {
+    const headers: PlannedHeaders = {
       'x-request-id': request.id,
       'content-type': CONTENT_TYPE,
       'content-disposition': formatContentDisposition(selection.archiveName),
@@ -487,13 +487,11 @@ async function serveZip(request: FastifyRequest, reply: FastifyReply, deps: ZipR
     };
 
     if (parsed.compress) {
-      await serveDeflated(request, reply, deps, watchdog, { selection, selectionHash, source, headers, method, subject, signal: ac.signal, finish });
+      await serveDeflated(request, reply, deps, watchdog, { selection, selectionHash, source, headers, method, subject, signal: signal, finish });
       return;
     }
 
     let plan = planned.plan!;
-    headers['accept-ranges'] = 'bytes';
-    headers.etag = plan.etag;
     // No Last-Modified: the newest member's mtime does not change when an older file is added
     // or one is removed, so a date would validate a different archive (an If-Range by date
     // would splice two archives). The strong ETag covers every change; date conditions are
@@ -501,76 +499,39 @@ async function serveZip(request: FastifyRequest, reply: FastifyReply, deps: ZipR
     const validators: Validators = { etag: plan.etag, lastModifiedMs: undefined };
     const logBase = { entries: plan.entries.length, layout: plan.layout, archiveBytes: plan.totalBytes };
 
-    // RFC 9110 §13.2.2 steps 1–4.
-    const pre = evaluatePreconditions(method, conditionalHeadersFrom(h), validators);
-    if (pre.kind === 'precondition-failed') {
-      throw new FerryError('FERRY_ERR_PRECONDITION_FAILED', `The ${pre.by} condition is false for this archive`, { headers: { etag: plan.etag } });
-    }
-    if (pre.kind === 'not-modified') {
-      reply.hijack();
-      res.writeHead(304, { 'x-request-id': request.id, etag: plan.etag });
-      res.end();
+    // Preconditions → If-Range → range → 416 → multipart → HEAD, decided in one pure step;
+    // each part is produced by the same range writer.
+    const answer = planDownload({
+      method, requestHeaders: h, validators, length: plan.totalBytes, rangeable: true,
+      contentType: CONTENT_TYPE, headers: { ...headers, 'accept-ranges': 'bytes', etag: plan.etag }, maxRanges: deps.config.maxRanges,
+    });
+    if (answer.kind === 'precondition-failed' || answer.kind === 'range-not-satisfiable') throw refusalError(answer, ARCHIVE_WORDING);
+    if (answer.kind === 'not-modified') {
+      sendHeaderOnly(reply, 304, answer.headers);
       finish({ ...logBase, status: 304, bytes: 0, outcome: 'completed', ranges: 0 }, false);
       return;
     }
+    const { status, rangeCount } = answer;
 
-    // §13.2.2 step 5 and §14.2: Range only on GET; If-Range false → the whole archive.
-    const rangeHeader = headerValue(h.range);
-    let rangePlan: RangePlan = { kind: 'full', reason: 'absent' };
-    if (method === 'GET' && rangeHeader !== undefined && evaluateIfRange(headerValue(h['if-range']), validators)) {
-      rangePlan = planRanges(rangeHeader, plan.totalBytes, { maxRanges: deps.config.maxRanges });
-    }
-    if (rangePlan.kind === 'unsatisfiable') {
-      throw new FerryError('FERRY_ERR_RANGE_NOT_SATISFIABLE', `No requested range is satisfiable for an archive of ${plan.totalBytes} bytes`, {
-        headers: { 'content-range': rangePlan.contentRange, 'accept-ranges': 'bytes', etag: plan.etag },
-      });
-    }
-
-    let status = 200;
-    let ranges: readonly ByteRange[] | undefined;
-    let multipart: ReturnType<typeof planMultipartByteranges> | undefined;
-    if (rangePlan.kind === 'partial' && rangePlan.ranges.length === 1) {
-      const r = rangePlan.ranges[0]!;
-      status = 206;
-      ranges = rangePlan.ranges;
-      headers['content-range'] = formatContentRange(r, plan.totalBytes);
-      headers['content-length'] = r.end - r.start + 1;
-    } else if (rangePlan.kind === 'partial') {
-      // Several ranges: multipart/byteranges, each part produced by the same range writer.
-      status = 206;
-      ranges = rangePlan.ranges;
-      multipart = planMultipartByteranges(rangePlan.ranges, plan.totalBytes, CONTENT_TYPE);
-      headers['content-type'] = multipart.contentType;
-      headers['content-length'] = multipart.contentLength;
-    } else {
-      headers['content-length'] = plan.totalBytes;
-    }
-
-    if (method === 'HEAD') {
-      reply.hijack();
-      res.writeHead(status, headers);
-      res.end();
-      finish({ ...logBase, status, bytes: 0, outcome: 'completed', ranges: ranges?.length ?? 0 }, false);
+    if (!answer.body) {
+      sendHeaderOnly(reply, status, answer.headers);
+      finish({ ...logBase, status, bytes: 0, outcome: 'completed', ranges: rangeCount }, false);
       return;
     }
 
     {
-      if (plan.layout === 'crc-first') plan = await prefetchCrcs(plan, source, deps.config.zipCrcPrefetch, ac.signal);
+      if (plan.layout === 'crc-first') plan = await prefetchCrcs(plan, source, deps.config.zipCrcPrefetch, signal);
       const frozen = plan;
       const mode = deps.config.zipVerifyCrc;
       const verifyCrc = mode === 'always' ? true : mode === 'never' ? false : (e: ZipSourceEntry<MemberRef>): boolean => !verified.has(e.index);
+      const parts = answer.parts ?? [];
       const body = async function* (): AsyncGenerator<Buffer> {
-        if (multipart === undefined) {
-          yield* readZipRange(frozen, ranges?.[0], source, { signal: ac.signal, verifyCrc });
-          return;
+        for (const part of parts) {
+          if (typeof part === 'string') yield Buffer.from(part, 'latin1');
+          else yield* readZipRange(frozen, part, source, { signal: signal, verifyCrc });
         }
-        for (const part of multipart.parts) {
-          yield Buffer.from(part.head, 'latin1');
-          yield* readZipRange(frozen, part.range, source, { signal: ac.signal, verifyCrc });
-        }
-        yield Buffer.from(multipart.tail, 'latin1');
       };
-      await sendBody({ request, reply, deps, watchdog, status, headers, body: body(), subject, signal: ac.signal, finish, log: { ...logBase, ranges: ranges?.length ?? 0 } });
+      await sendBody({ request, reply, deps, watchdog, status, headers: answer.headers, body: body(), subject, signal: signal, finish, log: { ...logBase, ranges: rangeCount } });
     }
   } catch (err) {
     // Refused before any byte (bad path, limits, a member gone while its CRC was computed):
@@ -583,7 +544,7 @@ async function serveZip(request: FastifyRequest, reply: FastifyReply, deps: ZipR
   } finally {
     lease?.release();
     release();
-    res.removeListener('close', onClose);
+    gone.dispose();
   }
 }
 
@@ -591,7 +552,7 @@ interface DeflatedArgs {
   readonly selection: Selection;
   readonly selectionHash: string;
   readonly source: ZipDataSource<MemberRef>;
-  readonly headers: OutgoingHttpHeaders;
+  readonly headers: PlannedHeaders;
   readonly method: 'GET' | 'HEAD';
   readonly subject: TransferSubject;
   readonly signal: AbortSignal;
@@ -604,29 +565,27 @@ interface DeflatedArgs {
  * same content, but the bytes depend on the zlib build).
  */
 async function serveDeflated(request: FastifyRequest, reply: FastifyReply, deps: ZipRouteDeps, watchdog: ProgressWatchdog, a: DeflatedArgs): Promise<void> {
-  const res = reply.raw;
   const etag = `W/"zd-${a.selectionHash.slice(0, 27)}"`;
-  const headers: OutgoingHttpHeaders = { ...a.headers, 'accept-ranges': 'none', etag };
+  const headers: PlannedHeaders = { ...a.headers, 'accept-ranges': 'none', etag };
   const logBase = { entries: a.selection.members.length, layout: 'deflate' as const, archiveBytes: undefined, ranges: 0 };
-  const h = request.headers;
-  const pre = evaluatePreconditions(a.method, { ifNoneMatch: headerValue(h['if-none-match']), ifMatch: headerValue(h['if-match']) }, { etag, lastModifiedMs: undefined });
-  if (pre.kind === 'precondition-failed') throw new FerryError('FERRY_ERR_PRECONDITION_FAILED', `The ${pre.by} condition is false for this archive`, { headers: { etag } });
-  if (pre.kind === 'not-modified') {
-    reply.hijack();
-    res.writeHead(304, { 'x-request-id': request.id, etag });
-    res.end();
+  // The same planner as stored archives: with no length, Range is ignored and the answer is whole.
+  const answer = planDownload({
+    method: a.method, requestHeaders: request.headers, validators: { etag, lastModifiedMs: undefined }, length: undefined, rangeable: false,
+    contentType: CONTENT_TYPE, headers, maxRanges: deps.config.maxRanges,
+  });
+  if (answer.kind === 'precondition-failed' || answer.kind === 'range-not-satisfiable') throw refusalError(answer, ARCHIVE_WORDING);
+  if (answer.kind === 'not-modified') {
+    sendHeaderOnly(reply, 304, answer.headers);
     a.finish({ ...logBase, status: 304, bytes: 0, outcome: 'completed' }, false);
     return;
   }
-  if (a.method === 'HEAD') {
-    reply.hijack();
-    res.writeHead(200, headers);
-    res.end();
-    a.finish({ ...logBase, status: 200, bytes: 0, outcome: 'completed' }, false);
+  if (!answer.body) {
+    sendHeaderOnly(reply, answer.status, answer.headers);
+    a.finish({ ...logBase, status: answer.status, bytes: 0, outcome: 'completed' }, false);
     return;
   }
   const body = streamZip(a.selection.members, a.source, { signal: a.signal, compress: (m) => isCompressible(m.name, m.size) });
-  await sendBody({ request, reply, deps, watchdog, status: 200, headers, body, subject: a.subject, signal: a.signal, finish: a.finish, log: logBase });
+  await sendBody({ request, reply, deps, watchdog, status: answer.status, headers: answer.headers, body, subject: a.subject, signal: a.signal, finish: a.finish, log: logBase });
 }
 
 interface SendBodyArgs {

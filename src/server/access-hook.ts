@@ -7,7 +7,7 @@
  * fails for it). Requests to /api/* also pass the per-client request-rate limit.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { FerryError, channels, publish, type Access, type Identity } from '../core/index.ts';
+import { FerryError, abortOnClose, channels, publish, type Access, type CloseSignal, type Identity } from '../core/index.ts';
 import { OptionError, toKebab, type FerryConfig } from '../config/index.ts';
 import {
   authenticate, decideAccess, hasCredentials, loadAuthenticator, loopbackMaySeeSecrets, resolveAnonymousRole, AuthConfigError,
@@ -49,11 +49,8 @@ export function isLocalRequest(request: FastifyRequest): boolean {
 const LINK_ROUTE = /^\/(?:files|zip)(?:\/|$)/;
 
 /** Aborts when the client goes away before the response ends (for waits in hooks). */
-function clientGone(reply: FastifyReply): { signal: AbortSignal; dispose: () => void } {
-  const ac = new AbortController();
-  const onClose = (): void => { if (!reply.raw.writableFinished) ac.abort(new DOMException('client went away', 'AbortError')); };
-  reply.raw.once('close', onClose);
-  return { signal: ac.signal, dispose: () => { reply.raw.off('close', onClose); } };
+function clientGone(reply: FastifyReply): CloseSignal {
+  return abortOnClose(reply.raw, () => new DOMException('client went away', 'AbortError'));
 }
 
 async function loadOrOptionError(config: FerryConfig): Promise<Authenticator> {

@@ -140,7 +140,7 @@ class FileSink extends Writable {
     let pending = buffers;
     while (pending.length > 0) {
       const { bytesWritten } = await o.file.writev(pending, o.position + this.written);
-      if (bytesWritten <= 0) throw new Error('write made no progress');
+      if (bytesWritten <= 0) throw new FerryError('FERRY_ERR_INTERNAL', 'a write to the upload data made no progress');
       let left = bytesWritten;
       const rest: Buffer[] = [];
       let wait: Promise<void> | undefined | void;

@@ -701,7 +701,7 @@ export class TusService {
         observe: (chunk) => running?.update(chunk),
       });
       source.destroy();
-      if (!result.complete || result.bytesWritten !== partLength) throw result.error ?? new Error(`partial upload ${partId} is shorter than its length`);
+      if (!result.complete || result.bytesWritten !== partLength) throw result.error ?? new FerryError('FERRY_ERR_INTERNAL', `partial upload ${partId} is shorter than its length`);
       await fh.datasync();
     } finally {
       await fh.close();

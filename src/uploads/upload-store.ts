@@ -11,7 +11,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { errnoCode } from '../core/errors.ts';
+import { FerryError, errnoCode } from '../core/errors.ts';
 import { crc32 } from 'node:zlib';
 import type { MetaStore } from '../meta/index.ts';
 import type { DigestEngine, DigestResult, FileDigestState } from './digest-engine.ts';
@@ -205,7 +205,7 @@ export class UploadStore {
         bytes += (chunk as Buffer).length;
       }
     }
-    if (bytes !== length) throw new Error(`data file ${path.basename(file)} is shorter than its acknowledged offset`);
+    if (bytes !== length) throw new FerryError('FERRY_ERR_INTERNAL', `the stored data ${path.basename(file)} is shorter than its acknowledged offset`);
     return { sha256: sha.digest('hex'), crc32: crc >>> 0 };
   }
 }

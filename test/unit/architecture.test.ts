@@ -1,7 +1,9 @@
 /**
- * Mechanical check of ARCHITECTURE.md's import rules and of import cycles between areas.
- * Fails when a module imports an area it may not, or reaches into another area's
- * internals instead of its index.ts.
+ * Mechanical check of docs/architecture.md: its layout block names every top-level folder of
+ * src/ (and only those), and its import table is the rule set enforced here — allowed imports
+ * between areas, imports through index.ts, no I/O in pure areas, no cycles. The table is
+ * parsed from the doc, so the doc and the check cannot drift apart (as errors-doc.test.ts
+ * does for the error catalogue).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,31 +11,66 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 const SRC = path.resolve(import.meta.dirname, '..', '..', 'src');
+const DOC = readFileSync(path.resolve(import.meta.dirname, '..', '..', 'docs', 'architecture.md'), 'utf8');
 
-/** area → areas it may import (besides itself). `.` is a top-level file in src/. */
-const ALLOWED: Readonly<Record<string, readonly string[]>> = {
-  core: [],
-  config: ['core'],
-  http: ['core'],
-  zip: ['core'],
-  limits: ['core'],
-  auth: ['core'],
-  storage: ['core'],
-  meta: ['core'],
-  serve: ['http', 'storage', 'zip', 'limits', 'auth', 'meta', 'core'],
-  uploads: ['http', 'storage', 'meta', 'limits', 'zip', 'core'],
-  download: ['http', 'limits', 'core'],
-  tasks: ['download', 'meta', 'progress', 'core'],
-  progress: ['core'],
-  observability: ['core'],
-  server: ['core', 'config', 'http', 'zip', 'limits', 'auth', 'storage', 'meta', 'serve', 'uploads', 'download', 'tasks', 'progress', 'observability'],
-  cli: ['download', 'config', 'core', 'http', 'limits', '.'],
-  '.': ['core', 'config', 'server', 'cli', 'download'],
-};
+/** The text of the section under `## title`, up to the next `## `. */
+function section(title: string): string {
+  const start = DOC.indexOf(`\n## ${title}\n`);
+  assert.notEqual(start, -1, `docs/architecture.md has no "## ${title}" section`);
+  const next = DOC.indexOf('\n## ', start + 1);
+  return DOC.slice(start, next === -1 ? undefined : next);
+}
 
-/** Pure areas: no I/O modules, no logger. */
-const PURE = new Set(['http', 'zip', 'limits', 'auth']);
+/**
+ * The import table: `| \`area\` | \`a\`, \`b\` | yes/no |`, one row per area (`.` is a
+ * top-level file in src/), `—` for none.
+ */
+function parseImportTable(): { allowed: Record<string, readonly string[]>; pure: Set<string> } {
+  const allowed: Record<string, readonly string[]> = {};
+  const pure = new Set<string>();
+  for (const m of section('Who may import whom').matchAll(/^\|\s*`([a-z.]+)`\s*\|([^|]*)\|\s*(yes|no)\s*\|\s*$/gm)) {
+    const area = m[1]!;
+    assert.equal(allowed[area], undefined, `area "${area}" appears twice in the import table`);
+    allowed[area] = [...m[2]!.matchAll(/`([a-z.]+)`/g)].map((x) => x[1]!);
+    if (m[3] === 'yes') pure.add(area);
+  }
+  return { allowed, pure };
+}
+
+/** Folder names of the layout block's `src/` tree (lines `  name/   description`). */
+function parseLayoutFolders(): Set<string> {
+  const block = /```\n(src\/\n[\s\S]*?)```/.exec(section('Layout'));
+  assert.ok(block !== null, 'the Layout section has a ``` block starting with src/');
+  const folders = new Set<string>();
+  for (const line of block[1]!.split('\n')) {
+    if (/^\S/.test(line) && line !== 'src/') break; // test/, bench/ … end the src/ tree
+    const m = /^ {2}([a-z][a-z0-9-]*)\/\s/.exec(line);
+    if (m !== null) folders.add(m[1]!);
+  }
+  return folders;
+}
+
+const { allowed: ALLOWED, pure: PURE } = parseImportTable();
 const IO_MODULES = /^(node:)?(fs|fs\/promises|net|http|https|http2|child_process|dgram|pino)$/;
+const SRC_FOLDERS = new Set(readdirSync(SRC, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name));
+
+test('docs/architecture.md: the layout names every folder of src/, and only those', () => {
+  const named = parseLayoutFolders();
+  const missing = [...SRC_FOLDERS].filter((f) => !named.has(f)).sort();
+  const extra = [...named].filter((f) => !SRC_FOLDERS.has(f)).sort();
+  assert.deepEqual({ missing, extra }, { missing: [], extra: [] });
+});
+
+test('docs/architecture.md: the import table has one row per folder of src/ (and `.`), naming only real areas', () => {
+  const areas = new Set(Object.keys(ALLOWED));
+  const missing = [...SRC_FOLDERS, '.'].filter((a) => !areas.has(a)).sort();
+  const extra = [...areas].filter((a) => a !== '.' && !SRC_FOLDERS.has(a)).sort();
+  const unknownTargets = Object.entries(ALLOWED).flatMap(([a, to]) => to.filter((t) => t !== '.' && !SRC_FOLDERS.has(t)).map((t) => `${a} → ${t}`));
+  assert.deepEqual({ missing, extra, unknownTargets }, { missing: [], extra: [], unknownTargets: [] });
+  // The rules the doc must keep: the leaf, the pure areas.
+  assert.deepEqual(ALLOWED.core, []);
+  for (const p of ['http', 'zip', 'limits', 'auth']) assert.ok(PURE.has(p), `${p} is pure`);
+});
 
 function* walk(dir: string): Generator<string> {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
@@ -70,7 +107,7 @@ function collectEdges(): Edge[] {
   return edges;
 }
 
-test('every import between areas is allowed by ARCHITECTURE.md', () => {
+test('every import between areas is allowed by the table in docs/architecture.md', () => {
   const bad: string[] = [];
   for (const e of collectEdges()) {
     if (e.toArea.startsWith('pkg:')) continue;
@@ -96,7 +133,7 @@ test('areas import each other only through index.ts (core, config and server int
   assert.deepEqual(bad, []);
 });
 
-test('pure areas (http, zip, limits, auth) do no I/O', () => {
+test('pure areas (the table\'s "pure" column: http, zip, limits, auth) do no I/O', () => {
   const bad = collectEdges().filter((e) => PURE.has(e.fromArea) && e.toArea.startsWith('pkg:') && IO_MODULES.test(e.spec) && !e.from.includes(`${path.sep}io${path.sep}`));
   assert.deepEqual(bad.map((e) => `${path.relative(SRC, e.from)} imports ${e.spec}`), []);
 });

@@ -123,7 +123,7 @@ test('a body cut short, an abort and a stall all reject', async (t) => {
   const sink = { offer: (_b: Uint8Array, _o: number, len: number) => ({ taken: len, state: 'more' as const }), drained: () => Promise.resolve() };
 
   const cut = await pool.get(new URL('/cut', s.url), {}, new AbortController().signal);
-  await assert.rejects(cut.pipe(sink.offer, sink.drained), (err: { code?: string }) => err.code === 'ERR_FERRY_SHORT_BODY' || err.code === 'ECONNRESET');
+  await assert.rejects(cut.pipe(sink.offer, sink.drained), (err: { code?: string }) => err.code === 'FERRY_ERR_CLIENT_SHORT_BODY' || err.code === 'ECONNRESET');
 
   const stalled = await pool.get(s.url, {}, new AbortController().signal);
   await assert.rejects(stalled.pipe(sink.offer, sink.drained), { code: 'ETIMEDOUT' });
