@@ -1,9 +1,11 @@
 /**
  * `ferry serve`: load config → build the server → listen → drain on SIGTERM/SIGINT.
- * Exit codes: 0 after a clean shutdown, 2 for an invalid option, 1 when start-up fails.
+ * Exit codes: 0 after a clean shutdown, 2 for an invalid option or a storage backend that does
+ * not answer at start-up, 1 when start-up fails otherwise.
  */
 import { SERVE_OPTIONS, loadConfig, formatHelp, OptionError, isHelpRequested } from './config/index.ts';
 import { createFerryServer } from './server/index.ts';
+import { FerryError } from './core/index.ts';
 
 export const SERVE_HELP = formatHelp(
   'ferry serve [options]',
@@ -27,7 +29,18 @@ export async function runServe(argv: readonly string[]): Promise<number> {
     }
     throw err;
   }
-  const server = await createFerryServer(config);
+  let server;
+  try {
+    server = await createFerryServer(config);
+  } catch (err) {
+    // A storage backend that does not answer at start-up (unknown bucket, refused credentials,
+    // unreachable endpoint) is a configuration problem: one line, exit code 2.
+    if (err instanceof FerryError && err.code === 'FERRY_ERR_STORAGE_UNAVAILABLE') {
+      process.stderr.write(`ferry: storage ${config.storage}: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
   try {
     const url = await server.listen();
     server.logger.info({ url, root: config.root, stateDir: config.stateDir }, `Ferry serving ${config.root} on ${url}`);

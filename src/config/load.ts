@@ -74,7 +74,24 @@ export function loadConfig(options: LoadConfigOptions = {}): FerryConfig {
     const v = merged[key];
     if (typeof v === 'string') merged[key] = path.resolve(cwd, v);
   }
+  checkStorageOptions(merged);
   return Object.freeze(merged) as FerryConfig;
+}
+
+/** Options that only make sense together (--storage s3 needs a bucket; an endpoint is a URL). */
+function checkStorageOptions(merged: Record<string, unknown>): void {
+  if (merged.storage === 's3' && (typeof merged.s3Bucket !== 'string' || merged.s3Bucket === '')) {
+    throw new OptionError('option --s3-bucket is required with --storage s3; give the bucket name, e.g. --s3-bucket media');
+  }
+  const endpoint = merged.s3Endpoint;
+  if (typeof endpoint === 'string') {
+    let ok = false;
+    try {
+      const u = new URL(endpoint);
+      ok = u.protocol === 'http:' || u.protocol === 'https:';
+    } catch { /* not a URL */ }
+    if (!ok) throw new OptionError(`invalid value for option --s3-endpoint: ${showValue(endpoint)}; expected an http:// or https:// URL, e.g. http://127.0.0.1:9000`);
+  }
 }
 
 export function isHelpRequested(argv: readonly string[]): boolean {

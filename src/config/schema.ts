@@ -58,6 +58,16 @@ export const SERVE_OPTIONS = {
   queueSize: { kind: 'int', default: 1000, min: 0, help: 'most requests waiting for a transfer slot', arg: 'N', group: 'Traffic' },
   roles: { kind: 'roles', default: undefined, fileOnly: true, help: 'per-role limits: {"read": {"limitRateClient": "2M"}, "admin": {...}}', group: 'Traffic' },
 
+  // --- storage ----------------------------------------------------------------
+  storage: { kind: 'enum', values: ['local', 's3'], default: 'local', help: 'where files live: the --root folder, or an S3-compatible bucket (read-only for now: uploads answer 503)', arg: 'local|s3', group: 'Storage' },
+  s3Bucket: { kind: 'string', default: undefined, help: 'bucket (with --storage s3; required there)', arg: 'NAME', group: 'Storage' },
+  s3Prefix: { kind: 'string', default: '', defaultText: 'none', help: 'key prefix the served tree lives under (e.g. media/2026)', arg: 'PREFIX', group: 'Storage' },
+  s3Endpoint: { kind: 'string', default: undefined, defaultText: 'AWS', help: 'endpoint URL of a non-AWS store (MinIO, R2, Ceph, Garage), e.g. http://127.0.0.1:9000; credentials come from the standard AWS environment variables and profile chain', arg: 'URL', group: 'Storage' },
+  s3Region: { kind: 'string', default: 'us-east-1', help: 'region used to sign requests', arg: 'REGION', group: 'Storage' },
+  s3PathStyle: { kind: 'bool', default: false, help: 'path-style URLs (endpoint/bucket/key), needed by most non-AWS stores', group: 'Storage' },
+  s3PartSize: { kind: 'size', default: 8_388_608, defaultText: '8M', min: 5_242_880, help: 'multipart upload part size (at least 5M); not used yet: uploads to S3 are not implemented', arg: 'SIZE', group: 'Storage' },
+  s3MaxSockets: { kind: 'int', default: 64, min: 1, max: 65_536, help: 'most open connections to the object store', arg: 'N', group: 'Storage' },
+
   // --- uploads ----------------------------------------------------------------
   maxUploadSize: { kind: 'size', default: 107_374_182_400, defaultText: '100G', help: 'largest upload (tus Tus-Max-Size, PUT); raise it for bigger files', arg: 'SIZE', group: 'Uploads' },
   maxPendingUploads: { kind: 'int', default: 10_000, min: 1, help: 'most unfinished tus uploads on the server; more creations get 503', arg: 'N', group: 'Uploads' },

@@ -24,16 +24,28 @@ export interface EtagSource {
   readonly size: number;
   readonly mtimeNs: bigint;
   readonly ino: bigint;
+  /** A validator the storage backend guarantees (an object store's ETag); preferred when set. */
+  readonly etag?: string;
 }
+
+/** Characters an opaque-tag may carry that are safe to copy from a backend validator. */
+const BACKEND_TAG_UNSAFE = /[^\x21\x23-\x7e]/g;
 
 /**
  * A strong ETag for a stored file: changes whenever the bytes can have changed (a write moves
- * mtime in nanoseconds or the size; a replace-by-rename changes the inode). `coding` names a
+ * mtime in nanoseconds or the size; a replace-by-rename changes the inode). When the backend
+ * guarantees a validator of its own (`etag`, an object store's ETag), the tag is built from it
+ * and the size instead, since an object store has no inode and a one-second Last-Modified. `coding` names a
  * content coding (`gzip`, `br`, `zstd`): RFC 9110 §8.8.3 requires distinct strong tags for
  * representations that differ, and a gzip body is a different representation.
  */
 export function generateEtag(source: EtagSource, coding?: string): string {
-  const base = `${source.ino.toString(36)}-${source.size.toString(36)}-${source.mtimeNs.toString(36)}`;
+  const base = source.etag === undefined
+    ? `${source.ino.toString(36)}-${source.size.toString(36)}-${source.mtimeNs.toString(36)}`
+    // An object store's ETag changes with every write of the object (S3: the MD5 of a
+    // single-part body, or of the part MD5s plus `-N`); the size is folded in so two stores
+    // that reuse tags differently still never validate a different length.
+    : `o${source.etag.replace(BACKEND_TAG_UNSAFE, '')}-${source.size.toString(36)}`;
   return coding === undefined || coding === 'identity' ? `"${base}"` : `"${base}-${coding}"`;
 }
 

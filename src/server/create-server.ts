@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { FerryConfig } from '../config/index.ts';
 import { FerryError, toProblem } from '../core/index.ts';
-import { createLocalStorage, type Storage } from '../storage/index.ts';
+import { createStorage, type Storage, type StorageChoice } from '../storage/index.ts';
 import { createEmbeddedMeta, type MetaStore } from '../meta/index.ts';
 import { createLogger, redactUrl, type Logger } from '../observability/logger.ts';
 import { createMetrics, type FerryMetrics } from '../observability/metrics.ts';
@@ -53,11 +53,22 @@ export interface FerryServer extends AsyncDisposable {
   close(graceMs?: number): Promise<void>;
 }
 
+/** The backend --storage names, with its options. */
+function storageChoice(config: FerryConfig): StorageChoice {
+  if (config.storage === 's3') {
+    return {
+      kind: 's3', bucket: config.s3Bucket ?? '', prefix: config.s3Prefix, region: config.s3Region, forcePathStyle: config.s3PathStyle,
+      maxSockets: config.s3MaxSockets, dotfiles: config.dotfiles, ...(config.s3Endpoint === undefined ? {} : { endpoint: config.s3Endpoint }),
+    };
+  }
+  return { kind: 'local', root: config.root, dotfiles: config.dotfiles, followSymlinks: config.followSymlinks, openFileReuseMs: config.openFileReuse };
+}
+
 export async function createFerryServer(config: FerryConfig, options: CreateServerOptions = {}): Promise<FerryServer> {
   await mkdir(config.root, { recursive: true });
   await mkdir(config.stateDir, { recursive: true });
   const logger = options.logger ?? createLogger({ level: config.logLevel });
-  const storage = await createLocalStorage({ root: config.root, dotfiles: config.dotfiles, followSymlinks: config.followSymlinks, openFileReuseMs: config.openFileReuse });
+  const storage = await createStorage(storageChoice(config));
   const meta = await createEmbeddedMeta(config.stateDir);
   const metrics = createMetrics();
   const transfer: TransferControl = createTransferControl(config);
@@ -231,6 +242,7 @@ export async function createFerryServer(config: FerryConfig, options: CreateServ
         clearTimeout(timer);
         metrics[Symbol.dispose]();
         await meta.close();
+        await storage.close?.();
       }
     })();
     return closing;

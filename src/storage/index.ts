@@ -1,8 +1,29 @@
 export type { Storage, LocalFolderHandle, FileStat, FileHandleReader, ByteRange, ListEntry, ListOptions, ListResult, OpenReadOptions, WalkEntry } from './types.ts';
 export { LocalStorage, type LocalStorageOptions, type LocalFolder } from './local/local-storage.ts';
+export { S3Storage, type S3StorageOptions, mapS3Error, listFloor } from './s3/s3-storage.ts';
 import { LocalStorage, type LocalStorageOptions } from './local/local-storage.ts';
+import { S3Storage, type S3StorageOptions } from './s3/s3-storage.ts';
+import type { Storage } from './types.ts';
 
 /** The embedded default backend. */
 export function createLocalStorage(options: LocalStorageOptions): Promise<LocalStorage> {
+  return LocalStorage.create(options);
+}
+
+/** Which backend to build, with its options (see --storage). */
+export type StorageChoice =
+  | ({ readonly kind: 'local' } & LocalStorageOptions)
+  | ({ readonly kind: 's3' } & S3StorageOptions);
+
+/**
+ * Builds the chosen backend. An S3 backend is checked at once (the bucket answers with these
+ * credentials): FERRY_ERR_STORAGE_UNAVAILABLE otherwise, so a bad start-up fails in one line.
+ */
+export async function createStorage(choice: StorageChoice): Promise<Storage> {
+  if (choice.kind === 's3') {
+    const { kind: _kind, ...options } = choice;
+    return S3Storage.create(options);
+  }
+  const { kind: _kind, ...options } = choice;
   return LocalStorage.create(options);
 }

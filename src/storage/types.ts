@@ -18,6 +18,12 @@ export interface FileStat {
   readonly dev: bigint;
   /** Unix mode bits (permissions and type), 0 where the backend has none. */
   readonly mode: number;
+  /**
+   * A strong validator the backend guarantees for these exact bytes (opaque, without quotes):
+   * the object's ETag on an object store. Absent on local disk, where (ino, size, mtimeNs)
+   * is the validator. When present, HTTP ETags are derived from it (src/http/etag.ts).
+   */
+  readonly etag?: string;
 }
 
 export interface ByteRange {
@@ -97,6 +103,8 @@ export interface Storage {
   walk(dir: SafePath, options?: { signal?: AbortSignal }): AsyncIterable<WalkEntry>;
   /** Readiness probe: the root is reachable. */
   check(): Promise<void>;
+  /** Releases what the backend holds for the process (an object store's socket pool). Idempotent. */
+  close?(): Promise<void>;
   /**
    * Local path of a file for backends that have one (uploads publish by rename inside the
    * same filesystem). Does not check existence. Undefined for remote backends.

@@ -54,3 +54,15 @@ test('generateEtag: strong, changes with any content change, distinct per conten
   assert.equal(new Set([tag, ...codings]).size, 4);
   assert.equal(generateEtag(base, 'identity'), tag);
 });
+
+test('generateEtag: a backend validator (object ETag) decides the tag, not mtime or inode; unsafe characters are dropped', () => {
+  const base = { size: 1000, mtimeNs: 5n, ino: 0n, etag: '5eb63bbbe01eeed093cb22bb8f5acdc3' };
+  const tag = generateEtag(base);
+  assert.ok(parseEntityTag(tag) !== undefined && !tag.startsWith('W/'), tag);
+  assert.equal(generateEtag({ ...base, mtimeNs: 9n }), tag, 'one-second Last-Modified does not move the tag');
+  assert.notEqual(generateEtag({ ...base, etag: 'a342d1630cc9c39067306e6c9ea32d0c-2' }), tag, 'a new object version');
+  assert.notEqual(generateEtag({ ...base, size: 999 }), tag, 'size');
+  assert.notEqual(generateEtag(base, 'gzip'), tag);
+  const hostile = generateEtag({ ...base, etag: 'a"b c\u0000d' });
+  assert.equal(hostile, `"oabcd-${(1000).toString(36)}"`);
+});

@@ -1,0 +1,98 @@
+/**
+ * A real S3-compatible server on loopback for tests: @20minutes/s3rver in a child process
+ * (test/helpers/s3-server-child.ts) on 127.0.0.1 port 0, with its own temp directory and one
+ * bucket. Nothing global is registered in the test process. Its gaps, and how the tests work
+ * around them, are in docs/storage.md.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { S3Client } from '@aws-sdk/client-s3';
+import { makeTempDir } from './temp-dir.ts';
+
+/** The test server's one account (any other access key id is refused). */
+export const S3_TEST_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+
+export interface S3TestServer extends AsyncDisposable {
+  /** `http://127.0.0.1:PORT` */
+  readonly endpoint: string;
+  readonly bucket: string;
+  readonly credentials: typeof S3_TEST_CREDENTIALS;
+  /** Environment for a child Ferry (`AWS_*`; the standard credential chain reads it). */
+  readonly env: Readonly<Record<string, string>>;
+  /**
+   * Writes many small objects straight into the server's directory, in the layout s3rver's
+   * filesystem store uses (`<bucket>/<key>._S3rver_object` and its `.md5`): 2,500 PutObject calls take ~10 s on two cores, this takes a fraction of one.
+   * For fixtures only; the product always goes through the S3 API.
+   */
+  seedObjects(files: Readonly<Record<string, string | Uint8Array>>): Promise<void>;
+  /** An SDK client for fixtures (path style, checksums only when required). */
+  client(): S3Client;
+  close(): Promise<void>;
+}
+
+const CHILD = path.join(import.meta.dirname, 's3-server-child.ts');
+
+export async function startS3Server(options: { bucket?: string } = {}): Promise<S3TestServer> {
+  const bucket = options.bucket ?? 'ferry-test';
+  const tmp = await makeTempDir('ferry-s3-');
+  const child = spawn(process.execPath, ['--openssl-legacy-provider', CHILD, tmp.dir, bucket], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const exited = once(child, 'exit');
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  let port: number;
+  try {
+    port = await new Promise<number>((resolve, reject) => {
+      const rl = createInterface({ input: child.stdout });
+      rl.once('line', (line) => { resolve((JSON.parse(line) as { port: number }).port); rl.close(); });
+      void exited.then(([code]) => { reject(new Error(`s3 test server exited (${String(code)}): ${stderr}`)); });
+    });
+  } catch (err) {
+    await tmp.remove();
+    throw err;
+  }
+  const endpoint = `http://127.0.0.1:${port}`;
+  const clients: S3Client[] = [];
+  let closed = false;
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    for (const c of clients) c.destroy();
+    if (child.exitCode === null && child.signalCode === null) {
+      child.stdin.end();
+      child.kill('SIGTERM');
+      await exited;
+    }
+    await tmp.remove();
+  };
+  return {
+    endpoint,
+    bucket,
+    credentials: S3_TEST_CREDENTIALS,
+    env: { AWS_ACCESS_KEY_ID: S3_TEST_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3_TEST_CREDENTIALS.secretAccessKey, AWS_REGION: 'us-east-1' },
+    client() {
+      const c = new S3Client({
+        endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { ...S3_TEST_CREDENTIALS },
+        requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
+      });
+      clients.push(c);
+      return c;
+    },
+    async seedObjects(files) {
+      const entries = Object.entries(files);
+      for (let i = 0; i < entries.length; i += 64) {
+        await Promise.all(entries.slice(i, i + 64).map(async ([key, body]) => {
+          const file = path.join(tmp.dir, bucket, `${key}._S3rver_object`);
+          await mkdir(path.dirname(file), { recursive: true });
+          await writeFile(file, body);
+          await writeFile(`${file}.md5`, createHash('md5').update(body).digest('hex'));
+        }));
+      }
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
