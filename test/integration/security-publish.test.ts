@@ -13,11 +13,9 @@ import { once } from 'node:events';
 import { watch } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, readlink, symlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { makeTempDir } from '../helpers/temp-dir.ts';
 import { startChildServer, type ChildServer } from '../helpers/start-server.ts';
 import { AUTH, rawRequest, startUploadServer, writeTokensFile, WRITE_TOKEN } from './uploads-kit.ts';
-import { tryMountTmpfs, unmountTmpfs } from '../helpers/tmpfs.ts';
-import { skipOrFail } from '../helpers/skip.ts';
+import { tmpfsFixture } from '../helpers/tmpfs.ts';
 
 /** Resolves with the first stdout JSON line of `s` (already seen or still to come) that `match` accepts. */
 function waitForLog(s: ChildServer, match: (rec: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
@@ -45,27 +43,21 @@ function waitForLog(s: ChildServer, match: (rec: Record<string, unknown>) => boo
 }
 
 test('kill -9 during a cross-filesystem publish: the next start removes the hidden temp copy', { timeout: 60_000 }, async (t) => {
-  const tmp = await makeTempDir('ferry-orphan-');
-  const root = path.join(tmp.dir, 'root');
-  const stateDir = path.join(tmp.dir, 'state');
-  let mounted = false;
+  const fx = await tmpfsFixture(t, { prefix: 'ferry-orphan-', name: 'root', size: '600m' });
+  if (fx === undefined) return;
+  const { dir: tmpDir, mnt: root } = fx;
+  const stateDir = path.join(tmpDir, 'state');
   const servers: ChildServer[] = [];
-  t.after(async () => {
+  fx.beforeUnmount(async () => {
     for (const s of servers) {
       s.kill('SIGCONT');
       s.kill('SIGKILL');
       await s.exited;
     }
-    if (mounted) unmountTmpfs(root);
-    await tmp.remove();
   });
-  await mkdir(root);
-  const why = tryMountTmpfs(root, '600m');
-  if (why !== undefined) { skipOrFail(t, `cannot mount a tmpfs here (needs root): ${why}`); return; }
-  mounted = true;
   await mkdir(path.join(root, 'in'));
-  const tokensFile = await writeTokensFile(tmp.dir);
-  const body = path.join(tmp.dir, 'body.bin');
+  const tokensFile = await writeTokensFile(tmpDir);
+  const body = path.join(tmpDir, 'body.bin');
   // 256 MiB: the copy onto the tmpfs takes long enough to be stopped while it runs.
   execFileSync('dd', ['if=/dev/zero', `of=${body}`, 'bs=1M', 'count=256', 'status=none']);
 

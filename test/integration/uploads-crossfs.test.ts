@@ -5,32 +5,20 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { makeTempDir } from '../helpers/temp-dir.ts';
 import { startServer } from '../helpers/start-server.ts';
 import { AUTH, TUS, b64, bytes, patchHeaders, rawRequest, writeTokensFile } from './uploads-kit.ts';
-import { skipOrFail } from '../helpers/skip.ts';
-import { tryMountTmpfs, unmountTmpfs } from '../helpers/tmpfs.ts';
+import { tmpfsFixture } from '../helpers/tmpfs.ts';
 
 test('root on another filesystem than the state dir: copy beside the target, then publish', async (t) => {
-  const tmp = await makeTempDir('ferry-xfs-');
-  const root = path.join(tmp.dir, 'root');
-  let mounted = false;
-  const running: { server?: Awaited<ReturnType<typeof startServer>> } = {};
-  t.after(async () => {
-    await running.server?.close();
-    if (mounted) unmountTmpfs(root);
-    await tmp.remove();
-  });
-  await mkdir(root);
-  const why = tryMountTmpfs(root, '64m');
-  if (why !== undefined) { skipOrFail(t, `cannot mount a tmpfs here (needs root): ${why}`); return; }
-  mounted = true;
-  const tokensFile = await writeTokensFile(tmp.dir);
-  const stateDir = path.join(tmp.dir, 'state');
+  const fx = await tmpfsFixture(t, { prefix: 'ferry-xfs-', name: 'root', size: '64m' });
+  if (fx === undefined) return;
+  const { dir: tmpDir, mnt: root } = fx;
+  const tokensFile = await writeTokensFile(tmpDir);
+  const stateDir = path.join(tmpDir, 'state');
   const s = await startServer({ root, stateDir, options: { tokensFile } });
-  running.server = s;
+  fx.beforeUnmount(() => s.close());
 
   const data = bytes(3 * 1024 * 1024, 8);
   const created = await rawRequest(`${s.url}/uploads/`, { method: 'POST', headers: { ...TUS, ...AUTH, 'upload-length': data.length, 'upload-metadata': `filename ${b64('x.bin')},path ${b64('in/here')}` } });

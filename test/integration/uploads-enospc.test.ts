@@ -5,36 +5,23 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { makeTempDir } from '../helpers/temp-dir.ts';
 import { startServer } from '../helpers/start-server.ts';
 import { AUTH, TUS, b64, bytes, headOffset, patchHeaders, rawRequest, writeTokensFile } from './uploads-kit.ts';
-import { skipOrFail } from '../helpers/skip.ts';
-import { tryMountTmpfs, unmountTmpfs } from '../helpers/tmpfs.ts';
+import { tmpfsFixture } from '../helpers/tmpfs.ts';
 
 const MiB = 1024 * 1024;
 
 test('ENOSPC → 507, the upload stays resumable, resumes after space is freed', async (t) => {
-  const tmp = await makeTempDir('ferry-full-');
-  const mnt = path.join(tmp.dir, 'mnt');
-  let mounted = false;
-  const running: { server?: Awaited<ReturnType<typeof startServer>> } = {};
-  // One cleanup, in order: server, then the mount, then the temp dir.
-  t.after(async () => {
-    await running.server?.close();
-    if (mounted) unmountTmpfs(mnt);
-    await tmp.remove();
-  });
-  await mkdir(mnt);
-  const why = tryMountTmpfs(mnt, '32m');
-  if (why !== undefined) { skipOrFail(t, `cannot mount a tmpfs here (needs root): ${why}`); return; }
-  mounted = true;
-  const tokensFile = await writeTokensFile(tmp.dir);
+  const fx = await tmpfsFixture(t, { prefix: 'ferry-full-', name: 'mnt', size: '32m' });
+  if (fx === undefined) return;
+  const { dir: tmpDir, mnt } = fx;
+  const tokensFile = await writeTokensFile(tmpDir);
   const root = path.join(mnt, 'files');
   const stateDir = path.join(mnt, 'state');
   const s = await startServer({ root, stateDir, options: { tokensFile } });
-  running.server = s;
+  fx.beforeUnmount(() => s.close());
 
   const filler = path.join(mnt, 'filler.bin');
   await writeFile(filler, Buffer.alloc(20 * MiB, 1));

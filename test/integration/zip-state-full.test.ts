@@ -15,10 +15,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { makeTempDir } from '../helpers/temp-dir.ts';
 import { startServer } from '../helpers/start-server.ts';
-import { skipOrFail } from '../helpers/skip.ts';
-import { tryMountTmpfs, unmountTmpfs } from '../helpers/tmpfs.ts';
+import { tmpfsFixture } from '../helpers/tmpfs.ts';
 
 const run = promisify(execFile);
 
@@ -45,20 +43,10 @@ async function fillUp(file: string): Promise<void> {
 }
 
 test('state disk full: GET /zip still answers 200 with a valid archive (crc-first and descriptor), warning logged', async (t) => {
-  const tmp = await makeTempDir('ferry-zipfull-');
-  const mnt = path.join(tmp.dir, 'state-mnt');
-  let mounted = false;
-  const running: { server?: Awaited<ReturnType<typeof startServer>> } = {};
-  t.after(async () => {
-    await running.server?.close();
-    if (mounted) unmountTmpfs(mnt);
-    await tmp.remove();
-  });
-  await mkdir(mnt);
-  const why = tryMountTmpfs(mnt, '4m');
-  if (why !== undefined) { skipOrFail(t, `cannot mount a tmpfs here (needs root): ${why}`); return; }
-  mounted = true;
-  const root = path.join(tmp.dir, 'files');
+  const fx = await tmpfsFixture(t, { prefix: 'ferry-zipfull-', name: 'state-mnt', size: '4m' });
+  if (fx === undefined) return;
+  const { dir: tmpDir, mnt } = fx;
+  const root = path.join(tmpDir, 'files');
   // Small folder: CRCs computed before the first byte (crc-first); big one: descriptor layout,
   // CRCs learnt and recorded while streaming.
   await mkdir(path.join(root, 'small'), { recursive: true });
@@ -66,7 +54,7 @@ test('state disk full: GET /zip still answers 200 with a valid archive (crc-firs
   for (let i = 0; i < 3; i++) await writeFile(path.join(root, 'small', `s${i}.bin`), randomBytes(20_000));
   for (let i = 0; i < 3; i++) await writeFile(path.join(root, 'big', `b${i}.bin`), randomBytes(400_000));
   const s = await startServer({ root, stateDir: path.join(mnt, 'state'), options: { zipCrcPrefetch: '100k' } });
-  running.server = s;
+  fx.beforeUnmount(() => s.close());
   await fillUp(path.join(mnt, 'filler.bin'));
 
   for (const [dir, layout] of [['small', 'c'], ['big', 'd']] as const) {
@@ -75,7 +63,7 @@ test('state disk full: GET /zip still answers 200 with a valid archive (crc-firs
     assert.equal(res.status, 200, `${dir}: ${body.subarray(0, 200).toString()}`);
     assert.match(res.headers.get('etag') ?? '', new RegExp(`^"z1-${layout}-`), dir);
     assert.equal(body.length, Number(res.headers.get('content-length')));
-    const file = path.join(tmp.dir, `${dir}.zip`);
+    const file = path.join(tmpDir, `${dir}.zip`);
     await writeFile(file, body);
     const { stdout } = await run('unzip', ['-t', file]);
     assert.match(stdout, /No errors detected/, dir);
