@@ -70,7 +70,7 @@ export function loadConfig(options: LoadConfigOptions = {}): FerryConfig {
   const merged: Record<string, unknown> = {};
   for (const [key, spec] of Object.entries(schema)) merged[key] = spec.default;
   Object.assign(merged, fileValues, envValues, flags.values, overrideValues);
-  for (const key of ['root', 'stateDir', 'tokensFile', 'jwtPublicKey', 'jwtJwksFile', 'config'] as const) {
+  for (const key of ['root', 'backupRoot', 'stateDir', 'tokensFile', 'jwtPublicKey', 'jwtJwksFile', 'config'] as const) {
     const v = merged[key];
     if (typeof v === 'string') merged[key] = path.resolve(cwd, v);
   }
@@ -83,14 +83,21 @@ function checkStorageOptions(merged: Record<string, unknown>): void {
   if (merged.storage === 's3' && (typeof merged.s3Bucket !== 'string' || merged.s3Bucket === '')) {
     throw new OptionError('option --s3-bucket is required with --storage s3; give the bucket name, e.g. --s3-bucket media');
   }
-  const endpoint = merged.s3Endpoint;
-  if (typeof endpoint === 'string') {
+  if (merged.storageBackup === 'local' && (typeof merged.backupRoot !== 'string' || merged.backupRoot === '')) {
+    throw new OptionError('option --backup-root is required with --storage-backup local; give the mirror folder, e.g. --backup-root /srv/mirror');
+  }
+  if (merged.storageBackup === 's3' && (typeof merged.backupS3Bucket !== 'string' || merged.backupS3Bucket === '')) {
+    throw new OptionError('option --backup-s3-bucket is required with --storage-backup s3; give the bucket name, e.g. --backup-s3-bucket media-replica');
+  }
+  for (const [key, flag] of [['s3Endpoint', '--s3-endpoint'], ['backupS3Endpoint', '--backup-s3-endpoint']] as const) {
+    const endpoint = merged[key];
+    if (typeof endpoint !== 'string') continue;
     let ok = false;
     try {
       const u = new URL(endpoint);
       ok = u.protocol === 'http:' || u.protocol === 'https:';
     } catch { /* not a URL */ }
-    if (!ok) throw new OptionError(`invalid value for option --s3-endpoint: ${showValue(endpoint)}; expected an http:// or https:// URL, e.g. http://127.0.0.1:9000`);
+    if (!ok) throw new OptionError(`invalid value for option ${flag}: ${showValue(endpoint)}; expected an http:// or https:// URL, e.g. http://127.0.0.1:9000`);
   }
 }
 

@@ -67,6 +67,13 @@ export const SERVE_OPTIONS = {
   s3PathStyle: { kind: 'bool', default: false, help: 'path-style URLs (endpoint/bucket/key), needed by most non-AWS stores', group: 'Storage' },
   s3PartSize: { kind: 'size', default: 8_388_608, defaultText: '8M', min: 5_242_880, help: 'multipart upload part size (at least 5M); not used yet: uploads to S3 are not implemented', arg: 'SIZE', group: 'Storage' },
   s3MaxSockets: { kind: 'int', default: 64, min: 1, max: 65_536, help: 'most open connections to the object store', arg: 'N', group: 'Storage' },
+  storageBackup: { kind: 'enum', values: ['local', 's3', 'none'], default: 'none', help: 'a backup store for reads: when the primary fails (unavailable, timeouts), reads fail over to it and uploads answer 503 until the primary answers again (docs/storage.md)', arg: 'local|s3|none', group: 'Storage' },
+  backupRoot: { kind: 'path', default: undefined, help: 'folder holding the local mirror (with --storage-backup local)', arg: 'DIR', group: 'Storage' },
+  backupS3Bucket: { kind: 'string', default: undefined, help: 'bucket of the backup (with --storage-backup s3); prefix, region, path style and credentials are those of the primary', arg: 'NAME', group: 'Storage' },
+  backupS3Endpoint: { kind: 'string', default: undefined, defaultText: 'AWS', help: 'endpoint URL of the backup bucket (with --storage-backup s3)', arg: 'URL', group: 'Storage' },
+  storageFailureThreshold: { kind: 'int', default: 5, min: 1, help: 'failures of the primary within --storage-failure-window that open its circuit breaker', arg: 'N', group: 'Storage' },
+  storageFailureWindow: { kind: 'duration', default: 30_000, defaultText: '30s', min: 1, help: 'window in which primary failures are counted', arg: 'D', group: 'Storage' },
+  storageCooldown: { kind: 'duration', default: 10_000, defaultText: '10s', min: 1, help: 'time an open breaker waits before one probe request tries the primary again', arg: 'D', group: 'Storage' },
 
   // --- uploads ----------------------------------------------------------------
   maxUploadSize: { kind: 'size', default: 107_374_182_400, defaultText: '100G', help: 'largest upload (tus Tus-Max-Size, PUT); raise it for bigger files', arg: 'SIZE', group: 'Uploads' },

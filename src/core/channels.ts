@@ -24,6 +24,8 @@ export const CHANNEL_NAMES = {
   authFailure: 'ferry:auth:failure',
   /** Limiter events: LimitEvent. */
   limit: 'ferry:limits:event',
+  /** A storage circuit breaker changed state (or announced its state): StorageCircuitEvent. */
+  storageCircuit: 'ferry:storage:circuit',
 } as const;
 
 export interface TransferStartedEvent { route: string }
@@ -45,6 +47,14 @@ export interface LimitEvent {
   queueLength?: number;
 }
 
+export interface StorageCircuitEvent {
+  backend: string;
+  state: 'closed' | 'half-open' | 'open';
+  /** 0 closed, 1 half-open, 2 open (the gauge's value). */
+  value: 0 | 1 | 2;
+  reason?: string;
+}
+
 export const channels = {
   transferStarted: diagnosticsChannel.channel(CHANNEL_NAMES.transferStarted),
   transferFinished: diagnosticsChannel.channel(CHANNEL_NAMES.transferFinished),
@@ -55,6 +65,7 @@ export const channels = {
   uploadActive: diagnosticsChannel.channel(CHANNEL_NAMES.uploadActive),
   authFailure: diagnosticsChannel.channel(CHANNEL_NAMES.authFailure),
   limit: diagnosticsChannel.channel(CHANNEL_NAMES.limit),
+  storageCircuit: diagnosticsChannel.channel(CHANNEL_NAMES.storageCircuit),
 } as const;
 
 /** Publishes only when someone listens, so the hot path pays nothing otherwise. */

@@ -5,7 +5,7 @@
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { CHANNEL_NAMES, type LimitEvent, type TransferFinishedEvent, type TransferStartedEvent, type UploadEvent, type ZipFinishedEvent } from '../core/channels.ts';
+import { CHANNEL_NAMES, type LimitEvent, type StorageCircuitEvent, type TransferFinishedEvent, type TransferStartedEvent, type UploadEvent, type ZipFinishedEvent } from '../core/channels.ts';
 
 const DURATION_BUCKETS = [0.005, 0.05, 0.25, 1, 5, 15, 60, 300, 1800, 7200];
 
@@ -47,6 +47,8 @@ export function createMetrics(): FerryMetrics {
   const limitQueueWait = new Histogram({ name: 'ferry_limit_queue_wait_seconds', help: 'Time spent waiting for a transfer slot', buckets: [0.01, 0.1, 0.5, 1, 2, 5, 10, 30], registers: [registry] });
   const limitRejections = new Counter({ name: 'ferry_limit_rejections_total', help: 'Requests refused by a limit, by reason', labelNames: ['reason'] as const, registers: [registry] });
 
+  const storageCircuit = new Gauge({ name: 'ferry_storage_circuit_state', help: 'Circuit breaker of a storage backend with a backup: 0 closed, 1 half-open, 2 open', labelNames: ['backend'] as const, registers: [registry] });
+
   let openConnections: () => number = () => 0;
   new Gauge({ name: 'ferry_connections_open', help: 'Open client connections', registers: [registry], collect() { this.set(openConnections()); } });
   const connectionsRefused = new Counter({ name: 'ferry_connections_refused_total', help: 'Connections closed when accepted, by reason (max-connections, max-connections-client, fd-headroom)', labelNames: ['reason'] as const, registers: [registry] });
@@ -75,6 +77,7 @@ export function createMetrics(): FerryMetrics {
       if (e.kind === 'dequeued' && e.waitMs !== undefined) limitQueueWait.observe(e.waitMs / 1000);
       if (e.kind === 'rejected') limitRejections.inc({ reason: e.reason ?? 'unknown' });
     }],
+    [CHANNEL_NAMES.storageCircuit, (m) => { const e = m as StorageCircuitEvent; storageCircuit.set({ backend: e.backend }, e.value); }],
   ];
   for (const [name, fn] of handlers) diagnosticsChannel.subscribe(name, fn);
 

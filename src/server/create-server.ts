@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { FerryConfig } from '../config/index.ts';
 import { FerryError, toProblem } from '../core/index.ts';
-import { createStorage, type Storage, type StorageChoice } from '../storage/index.ts';
+import { createFailoverStorage, createStorage, FailoverStorage, type Storage, type StorageChoice } from '../storage/index.ts';
 import { createEmbeddedMeta, type MetaStore } from '../meta/index.ts';
 import { createLogger, redactUrl, type Logger } from '../observability/logger.ts';
 import { createMetrics, type FerryMetrics } from '../observability/metrics.ts';
@@ -53,6 +53,35 @@ export interface FerryServer extends AsyncDisposable {
   close(graceMs?: number): Promise<void>;
 }
 
+/** The backup --storage-backup names (undefined for none); an S3 backup shares the primary's prefix, region and path style. */
+function backupChoice(config: FerryConfig): StorageChoice | undefined {
+  if (config.storageBackup === 's3') {
+    return {
+      kind: 's3', bucket: config.backupS3Bucket ?? '', prefix: config.s3Prefix, region: config.s3Region, forcePathStyle: config.s3PathStyle,
+      maxSockets: config.s3MaxSockets, dotfiles: config.dotfiles, ...(config.backupS3Endpoint === undefined ? {} : { endpoint: config.backupS3Endpoint }),
+    };
+  }
+  if (config.storageBackup === 'local') {
+    return { kind: 'local', root: config.backupRoot ?? '', dotfiles: config.dotfiles, followSymlinks: config.followSymlinks, openFileReuseMs: config.openFileReuse };
+  }
+  return undefined;
+}
+
+/** The primary with its backup and breaker when --storage-backup is set; the primary alone otherwise. */
+function buildStorage(config: FerryConfig, logger: Logger): Promise<Storage> {
+  const backup = backupChoice(config);
+  if (backup === undefined) return createStorage(storageChoice(config));
+  return createFailoverStorage({
+    primary: storageChoice(config), backup,
+    failureThreshold: config.storageFailureThreshold, failureWindowMs: config.storageFailureWindow, cooldownMs: config.storageCooldown,
+    onTransition: (t) => {
+      const line = { event: 'storage-circuit', backend: t.backend, from: t.from, to: t.to, reason: t.reason };
+      if (t.to === 'open') logger.warn(line, `storage ${t.backend} unavailable: reads go to the backup, uploads answer 503 (${t.reason})`);
+      else logger.info(line, `storage ${t.backend} circuit ${t.to} (${t.reason})`);
+    },
+  });
+}
+
 /** The backend --storage names, with its options. */
 function storageChoice(config: FerryConfig): StorageChoice {
   if (config.storage === 's3') {
@@ -68,9 +97,10 @@ export async function createFerryServer(config: FerryConfig, options: CreateServ
   await mkdir(config.root, { recursive: true });
   await mkdir(config.stateDir, { recursive: true });
   const logger = options.logger ?? createLogger({ level: config.logLevel });
-  const storage = await createStorage(storageChoice(config));
+  const storage = await buildStorage(config, logger);
   const meta = await createEmbeddedMeta(config.stateDir);
   const metrics = createMetrics();
+  if (storage instanceof FailoverStorage) storage.announce();
   const transfer: TransferControl = createTransferControl(config);
   let draining = false;
 

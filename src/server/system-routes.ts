@@ -35,11 +35,14 @@ export function registerSystemRoutes(app: FastifyInstance, deps: SystemRouteDeps
   app.get('/readyz', { config: { access: 'public' } }, async (_req, reply) => {
     reply.header('cache-control', 'no-store');
     if (deps.isDraining()) return reply.code(503).send({ status: 'draining' });
+    let health;
     try {
-      await deps.storage.check();
+      health = await deps.storage.check();
     } catch {
       return reply.code(503).send({ status: 'storage-unavailable' });
     }
+    // A backup serves while the primary is down: still ready, and the body says which is down.
+    if (health !== undefined) return { status: 'degraded', backend: health.degraded };
     return { status: 'ready' };
   });
 

@@ -1,9 +1,13 @@
-export type { Storage, LocalFolderHandle, FileStat, FileHandleReader, ByteRange, ListEntry, ListOptions, ListResult, OpenReadOptions, WalkEntry } from './types.ts';
+export type { Storage, LocalFolderHandle, FileStat, FileHandleReader, ByteRange, ListEntry, ListOptions, ListResult, OpenReadOptions, StorageHealth, WalkEntry } from './types.ts';
+export { FailoverStorage, isAvailabilityFailure, type FailoverStorageOptions } from './failover/failover-storage.ts';
+export { decideBreaker, type BreakerState, type BreakerOptions, type BreakerTransition } from './failover/circuit-breaker.ts';
 export { LocalStorage, type LocalStorageOptions, type LocalFolder } from './local/local-storage.ts';
 export { S3Storage, type S3StorageOptions, mapS3Error, listFloor } from './s3/s3-storage.ts';
 import { LocalStorage, type LocalStorageOptions } from './local/local-storage.ts';
 import { S3Storage, type S3StorageOptions } from './s3/s3-storage.ts';
 import type { Storage } from './types.ts';
+import { FailoverStorage, type FailoverStorageOptions } from './failover/failover-storage.ts';
+import type { BreakerOptions } from './failover/circuit-breaker.ts';
 
 /** The embedded default backend. */
 export function createLocalStorage(options: LocalStorageOptions): Promise<LocalStorage> {
@@ -20,6 +24,33 @@ export type StorageChoice =
  * credentials): FERRY_ERR_STORAGE_UNAVAILABLE otherwise, so a bad start-up fails in one line.
  */
 export async function createStorage(choice: StorageChoice): Promise<Storage> {
+  return createOneStorage(choice);
+}
+
+/** A primary, a backup for reads, and the breaker between them (see --storage-backup). */
+export interface FailoverChoice extends BreakerOptions {
+  readonly primary: StorageChoice;
+  readonly backup: StorageChoice;
+  readonly onTransition?: FailoverStorageOptions['onTransition'];
+}
+
+/** Builds both backends and the FailoverStorage over them (the primary is checked at start as usual). */
+export async function createFailoverStorage(choice: FailoverChoice): Promise<FailoverStorage> {
+  const backup = await createOneStorage(choice.backup);
+  let primary: Storage;
+  try {
+    primary = await createOneStorage(choice.primary);
+  } catch (err) {
+    await backup.close?.();
+    throw err;
+  }
+  return new FailoverStorage({
+    primary, backup, failureThreshold: choice.failureThreshold, failureWindowMs: choice.failureWindowMs, cooldownMs: choice.cooldownMs,
+    ...(choice.onTransition === undefined ? {} : { onTransition: choice.onTransition }),
+  });
+}
+
+async function createOneStorage(choice: StorageChoice): Promise<Storage> {
   if (choice.kind === 's3') {
     const { kind: _kind, ...options } = choice;
     return S3Storage.create(options);

@@ -101,8 +101,11 @@ export interface Storage {
    * (deterministic order). Symlinks follow the jail rules.
    */
   walk(dir: SafePath, options?: { signal?: AbortSignal }): AsyncIterable<WalkEntry>;
-  /** Readiness probe: the root is reachable. */
-  check(): Promise<void>;
+  /**
+   * Readiness probe: the root is reachable. Throws when the backend cannot serve; resolves to
+   * a StorageHealth when it serves degraded (a failover store whose primary is down).
+   */
+  check(): Promise<StorageHealth | undefined | void>;
   /** Releases what the backend holds for the process (an object store's socket pool). Idempotent. */
   close?(): Promise<void>;
   /**
@@ -116,6 +119,12 @@ export interface Storage {
    * folder, never through its path again. Undefined for remote backends.
    */
   openFolder?(path: SafePath, options: { create: boolean; signal?: AbortSignal }): Promise<LocalFolderHandle>;
+}
+
+/** What a backend that serves, but not at full strength, says from `check()`. */
+export interface StorageHealth {
+  /** The backend that is down while another one serves (`primary`). */
+  readonly degraded: string;
 }
 
 /** A folder opened for writing by a local backend (see Storage.openFolder). */

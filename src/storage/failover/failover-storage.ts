@@ -1,0 +1,228 @@
+/**
+ * A primary backend with a backup for reads, behind a circuit breaker (circuit-breaker.ts).
+ *
+ * - Reads (stat, open, list, walk, check) go to the primary while its breaker is closed or
+ *   half-open. A primary failure that says the backend is unavailable (FERRY_ERR_STORAGE_UNAVAILABLE,
+ *   a timeout, a network error) counts against the breaker and the same request is retried on
+ *   the backup. Any other answer, a 404 or a 400 included, is the answer: the backup may be
+ *   stale, so it is never asked about a file the primary says does not exist.
+ * - While the breaker is open, reads go straight to the backup.
+ * - Writes (`openFolder`, `localPath`) use the primary only and answer
+ *   FERRY_ERR_STORAGE_UNAVAILABLE (503, Retry-After) while its breaker is open.
+ * - A stream already reading from the primary when it fails is cut, never continued from the
+ *   backup (both may hold different versions); continuing at the same offset when both hold
+ *   the same version is not done yet.
+ */
+import type { Readable } from 'node:stream';
+import { FerryError } from '../../core/errors.ts';
+import { channels, publish, type StorageCircuitEvent } from '../../core/channels.ts';
+import type { SafePath } from '../../core/safe-path.ts';
+import type { ByteRange, FileHandleReader, FileStat, ListOptions, ListResult, LocalFolderHandle, OpenReadOptions, Storage, StorageHealth, WalkEntry } from '../types.ts';
+import { INITIAL_BREAKER, breakerRetryAfterMs, decideBreaker, type BreakerEvent, type BreakerOptions, type BreakerState, type BreakerTransition } from './circuit-breaker.ts';
+
+export interface FailoverStorageOptions extends BreakerOptions {
+  readonly primary: Storage;
+  readonly backup: Storage;
+  /** Clock (ms); `Date.now` by default. */
+  readonly now?: () => number;
+  /** Called on every breaker transition (the server logs it). */
+  readonly onTransition?: (transition: BreakerTransition & { readonly backend: 'primary' }) => void;
+}
+
+/** Node's error codes that mean the peer is down or unreachable. */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'EAI_AGAIN', 'ENOTFOUND', 'EIO', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+/** True when `err` says the backend could not be reached or did not answer in time (not a 404/400). */
+export function isAvailabilityFailure(err: unknown): boolean {
+  if (err instanceof FerryError) return err.code === 'FERRY_ERR_STORAGE_UNAVAILABLE';
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as { name?: unknown; code?: unknown };
+  if (e.name === 'TimeoutError') return true;
+  return typeof e.code === 'string' && NETWORK_CODES.has(e.code);
+}
+
+function isAbort(err: unknown, signal?: AbortSignal): boolean {
+  return signal?.aborted === true || (typeof err === 'object' && err !== null && (err as { name?: unknown }).name === 'AbortError');
+}
+
+const STATE_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
+
+/** A handle from the primary: mid-stream availability failures count against its breaker. */
+class PrimaryHandle implements FileHandleReader {
+  readonly #inner: FileHandleReader;
+  readonly #report: (event: BreakerEvent) => void;
+  readonly readAt?: (buffer: Uint8Array, position: number) => Promise<number>;
+
+  constructor(inner: FileHandleReader, report: (event: BreakerEvent) => void) {
+    this.#inner = inner;
+    this.#report = report;
+    const readAt = inner.readAt?.bind(inner);
+    if (readAt !== undefined) {
+      this.readAt = async (buffer, position) => {
+        try {
+          return await readAt(buffer, position);
+        } catch (err) {
+          if (isAvailabilityFailure(err)) report('failure');
+          throw err;
+        }
+      };
+    }
+  }
+
+  get stat(): FileStat { return this.#inner.stat; }
+
+  /** The primary's stream as is: if the primary dies mid-stream the read is cut, never mixed. */
+  openRead(range?: ByteRange, options?: OpenReadOptions): Readable {
+    const stream = this.#inner.openRead(range, options);
+    stream.once('error', (err) => { if (isAvailabilityFailure(err)) this.#report('failure'); });
+    return stream;
+  }
+
+  async restat(): Promise<FileStat> {
+    try {
+      return await this.#inner.restat();
+    } catch (err) {
+      if (isAvailabilityFailure(err)) this.#report('failure');
+      throw err;
+    }
+  }
+
+  close(): Promise<void> { return this.#inner.close(); }
+  async [Symbol.asyncDispose](): Promise<void> { await this.#inner.close(); }
+}
+
+export class FailoverStorage implements Storage {
+  readonly #primary: Storage;
+  readonly #backup: Storage;
+  readonly #options: BreakerOptions;
+  readonly #now: () => number;
+  readonly #onTransition: FailoverStorageOptions['onTransition'];
+  #state: BreakerState = INITIAL_BREAKER;
+  readonly localPath?: (path: SafePath) => string;
+  readonly openFolder?: (path: SafePath, options: { create: boolean; signal?: AbortSignal }) => Promise<LocalFolderHandle>;
+
+  constructor(options: FailoverStorageOptions) {
+    this.#primary = options.primary;
+    this.#backup = options.backup;
+    this.#options = { failureThreshold: options.failureThreshold, failureWindowMs: options.failureWindowMs, cooldownMs: options.cooldownMs };
+    this.#now = options.now ?? Date.now;
+    this.#onTransition = options.onTransition;
+    const localPath = options.primary.localPath?.bind(options.primary);
+    if (localPath !== undefined) {
+      this.localPath = (path) => { this.#refuseWritesWhileOpen(); return localPath(path); };
+    }
+    const openFolder = options.primary.openFolder?.bind(options.primary);
+    if (openFolder !== undefined) {
+      this.openFolder = async (path, opts) => { this.#refuseWritesWhileOpen(); return openFolder(path, opts); };
+    }
+  }
+
+  /** The primary's breaker state now. */
+  get state(): BreakerState['name'] { return this.#state.name; }
+
+  /** Publishes the current state on the diagnostics channel (so a gauge starts at a value). */
+  announce(): void {
+    publish<StorageCircuitEvent>(channels.storageCircuit, { backend: 'primary', state: this.#state.name, value: STATE_VALUE[this.#state.name] });
+  }
+
+  #step(event: BreakerEvent): boolean {
+    const decision = decideBreaker(this.#state, event, this.#now(), this.#options);
+    this.#state = decision.state;
+    if (decision.transition !== undefined) {
+      const t = decision.transition;
+      publish<StorageCircuitEvent>(channels.storageCircuit, { backend: 'primary', state: t.to, value: STATE_VALUE[t.to], reason: t.reason });
+      this.#onTransition?.({ backend: 'primary', ...t });
+    }
+    return decision.usePrimary;
+  }
+
+  #refuseWritesWhileOpen(): void {
+    if (this.#state.name !== 'open') return;
+    const seconds = Math.max(1, Math.ceil(breakerRetryAfterMs(this.#state, this.#now(), this.#options) / 1000));
+    throw new FerryError('FERRY_ERR_STORAGE_UNAVAILABLE', 'the primary storage is unavailable (reads are served from the backup); try again later', { headers: { 'retry-after': String(seconds) } });
+  }
+
+  /** One read: the primary when the breaker admits it, the backup when it does not or when the primary is unavailable. */
+  async #read<T>(op: (storage: Storage) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    if (!this.#step('admit')) return op(this.#backup);
+    let result: T;
+    try {
+      result = await op(this.#primary);
+    } catch (err) {
+      if (isAbort(err, signal)) { this.#step('cancel'); throw err; }
+      if (!isAvailabilityFailure(err)) { this.#step('success'); throw err; }
+      this.#step('failure');
+      return op(this.#backup);
+    }
+    this.#step('success');
+    return result;
+  }
+
+  stat(path: SafePath): Promise<FileStat> {
+    return this.#read((s) => s.stat(path));
+  }
+
+  open(path: SafePath): Promise<FileHandleReader> {
+    if (!this.#step('admit')) return this.#backup.open(path);
+    return this.#primary.open(path).then(
+      (handle) => { this.#step('success'); return new PrimaryHandle(handle, (e) => { this.#step(e); }); },
+      (err: unknown) => {
+        if (!isAvailabilityFailure(err)) { this.#step('success'); throw err; }
+        this.#step('failure');
+        return this.#backup.open(path);
+      },
+    );
+  }
+
+  list(dir: SafePath, options: ListOptions): Promise<ListResult> {
+    return this.#read((s) => s.list(dir, options), options.signal);
+  }
+
+  /**
+   * Falls over only before the first entry: once the primary's entries have been handed out,
+   * a failure ends the walk (a listing is never stitched from two stores).
+   */
+  async *walk(dir: SafePath, options: { signal?: AbortSignal } = {}): AsyncIterable<WalkEntry> {
+    if (!this.#step('admit')) { yield* this.#backup.walk(dir, options); return; }
+    let yielded = false;
+    try {
+      for await (const entry of this.#primary.walk(dir, options)) {
+        yielded = true;
+        yield entry;
+      }
+    } catch (err) {
+      if (isAbort(err, options.signal)) { this.#step('cancel'); throw err; }
+      if (!isAvailabilityFailure(err)) { this.#step('success'); throw err; }
+      this.#step('failure');
+      if (yielded) throw err;
+      yield* this.#backup.walk(dir, options);
+      return;
+    }
+    this.#step('success');
+  }
+
+  /**
+   * Ready when the primary answers, or when it does not but the backup does: then the
+   * answer names the degraded backend. Throws only when neither can serve.
+   */
+  async check(): Promise<StorageHealth | undefined> {
+    let primaryDown = false;
+    if (this.#step('admit')) {
+      try {
+        await this.#primary.check();
+        this.#step('success');
+        return undefined;
+      } catch (err) {
+        if (!isAvailabilityFailure(err)) { this.#step('success'); throw err; }
+        this.#step('failure');
+        primaryDown = true;
+      }
+    }
+    await this.#backup.check();
+    return primaryDown || this.#state.name !== 'closed' ? { degraded: 'primary' } : undefined;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.#primary.close?.(), this.#backup.close?.()]);
+  }
+}
