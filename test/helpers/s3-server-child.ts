@@ -3,7 +3,8 @@
  * `{"port":N}` on stdout. Started by test/helpers/s3-server.ts with `--openssl-legacy-provider`:
  * s3rver encrypts ListObjectsV2 continuation tokens with DES, which OpenSSL 3 only offers in
  * its legacy provider (docs/storage.md, "The S3 test server"). Exits when stdin closes, so it
- * never outlives the test process. Arguments: <directory> <bucket>.
+ * never outlives the test process. Arguments: <directory> <bucket> [port] (a restart reuses
+ * the port and directory of a server that was killed).
  */
 import { createRequire } from 'node:module';
 import { createReadStream } from 'node:fs';
@@ -17,13 +18,13 @@ interface Store {
 interface S3rverInstance { store: Store; run(): Promise<{ port: number }>; close(): Promise<void> }
 type S3rverClass = new (options: Record<string, unknown>) => S3rverInstance;
 
-const [directory, bucket] = process.argv.slice(2);
-if (directory === undefined || bucket === undefined) throw new Error('usage: s3-server-child.ts <directory> <bucket>');
+const [directory, bucket, portArg] = process.argv.slice(2);
+if (directory === undefined || bucket === undefined) throw new Error('usage: s3-server-child.ts <directory> <bucket> [port]');
 
 const S3rver = createRequire(import.meta.url)('@20minutes/s3rver') as S3rverClass;
 const server = new S3rver({
   address: '127.0.0.1',
-  port: 0,
+  port: portArg === undefined ? 0 : Number(portArg),
   silent: true,
   directory,
   configureBuckets: [{ name: bucket }],

@@ -4,7 +4,7 @@
  * bucket. Nothing global is registered in the test process. Its gaps, and how the tests work
  * around them, are in docs/storage.md.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -31,6 +31,12 @@ export interface S3TestServer extends AsyncDisposable {
   seedObjects(files: Readonly<Record<string, string | Uint8Array>>): Promise<void>;
   /** An SDK client for fixtures (path style, checksums only when required). */
   client(): S3Client;
+  /** The server process's PID now (it changes on restart). */
+  readonly pid: number;
+  /** Kills the server process (SIGKILL, by PID) as a crash would; its data directory stays. */
+  kill(): Promise<void>;
+  /** Starts a new server process on the same port and data directory (after kill). */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -39,21 +45,14 @@ const CHILD = path.join(import.meta.dirname, 's3-server-child.ts');
 export async function startS3Server(options: { bucket?: string } = {}): Promise<S3TestServer> {
   const bucket = options.bucket ?? 'ferry-test';
   const tmp = await makeTempDir('ferry-s3-');
-  const child = spawn(process.execPath, ['--openssl-legacy-provider', CHILD, tmp.dir, bucket], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const exited = once(child, 'exit');
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-  let port: number;
+  let proc: Spawned;
   try {
-    port = await new Promise<number>((resolve, reject) => {
-      const rl = createInterface({ input: child.stdout });
-      rl.once('line', (line) => { resolve((JSON.parse(line) as { port: number }).port); rl.close(); });
-      void exited.then(([code]) => { reject(new Error(`s3 test server exited (${String(code)}): ${stderr}`)); });
-    });
+    proc = await spawnChild(tmp.dir, bucket);
   } catch (err) {
     await tmp.remove();
     throw err;
   }
+  const port = proc.port;
   const endpoint = `http://127.0.0.1:${port}`;
   const clients: S3Client[] = [];
   let closed = false;
@@ -61,6 +60,7 @@ export async function startS3Server(options: { bucket?: string } = {}): Promise<
     if (closed) return;
     closed = true;
     for (const c of clients) c.destroy();
+    const { child, exited } = proc;
     if (child.exitCode === null && child.signalCode === null) {
       child.stdin.end();
       child.kill('SIGTERM');
@@ -92,7 +92,33 @@ export async function startS3Server(options: { bucket?: string } = {}): Promise<
         }));
       }
     },
+    get pid() { return proc.child.pid ?? -1; },
+    async kill() {
+      const { child, exited } = proc;
+      if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+      process.kill(child.pid, 'SIGKILL');
+      await exited;
+    },
+    async restart() {
+      proc = await spawnChild(tmp.dir, bucket, port);
+    },
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+interface Spawned { readonly child: ChildProcessWithoutNullStreams; readonly exited: Promise<unknown>; readonly port: number }
+
+/** Starts s3-server-child.ts and resolves once it prints its port. */
+async function spawnChild(dir: string, bucket: string, port?: number): Promise<Spawned> {
+  const child = spawn(process.execPath, ['--openssl-legacy-provider', CHILD, dir, bucket, ...(port === undefined ? [] : [String(port)])], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const exited = once(child, 'exit');
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const got = await new Promise<number>((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout });
+    rl.once('line', (line) => { resolve((JSON.parse(line) as { port: number }).port); rl.close(); });
+    void exited.then(([code]) => { reject(new Error(`s3 test server exited (${String(code)}): ${stderr}`)); });
+  });
+  return { child, exited, port: got };
 }
