@@ -1,6 +1,7 @@
 /**
  * The Storage conformance suite: the path jail, same-handle reads, listing and walking.
- * Read cases that apply to every backend run against each entry of `backends` (local disk,
+ * Read cases that apply to every backend run against each entry of `backends` (local disk, a
+ * FailoverStorage over a healthy local primary,
  * and S3 against a real S3-compatible server on loopback); symlink, FIFO, descriptor and
  * openFolder cases are local-only.
  */
@@ -12,7 +13,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { createLocalStorage, S3Storage, listFloor, type Storage } from '../../src/storage/index.ts';
+import { createLocalStorage, FailoverStorage, S3Storage, listFloor, type Storage } from '../../src/storage/index.ts';
 import { parseSafePath, FerryError } from '../../src/core/index.ts';
 import { makeTempDir } from '../helpers/temp-dir.ts';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server.ts';
@@ -265,19 +266,25 @@ interface Backend {
   build(t: { after: (fn: () => Promise<void>) => void }, files: Readonly<Record<string, string>>): Promise<Storage>;
 }
 
+async function localStorageWith(t: { after: (fn: () => Promise<void>) => void }, files: Readonly<Record<string, string>>): Promise<Storage> {
+  const tmp = await makeTempDir();
+  t.after(tmp.remove);
+  for (const [rel, body] of Object.entries(files)) {
+    const full = path.join(tmp.dir, rel);
+    if (rel.endsWith('/')) { await mkdir(full, { recursive: true }); continue; }
+    await mkdir(path.dirname(full), { recursive: true });
+    await writeFile(full, body);
+  }
+  return createLocalStorage({ root: tmp.dir, dotfiles: 'deny', followSymlinks: 'inside' });
+}
+
 const backends: readonly Backend[] = [
+  { name: 'local', build: localStorageWith },
   {
-    name: 'local',
+    // The wrapper must not change what a healthy primary answers (the backup holds nothing).
+    name: 'failover',
     async build(t, files) {
-      const tmp = await makeTempDir();
-      t.after(tmp.remove);
-      for (const [rel, body] of Object.entries(files)) {
-        const full = path.join(tmp.dir, rel);
-        if (rel.endsWith('/')) { await mkdir(full, { recursive: true }); continue; }
-        await mkdir(path.dirname(full), { recursive: true });
-        await writeFile(full, body);
-      }
-      return createLocalStorage({ root: tmp.dir, dotfiles: 'deny', followSymlinks: 'inside' });
+      return new FailoverStorage({ primary: await localStorageWith(t, files), backup: await localStorageWith(t, {}), failureThreshold: 1, failureWindowMs: 1000, cooldownMs: 1000 });
     },
   },
   {
