@@ -1,8 +1,9 @@
 /**
  * `ferry serve --storage s3 … --storage-backup local --backup-root DIR` against a real
  * S3-compatible server (s3rver, test/helpers/s3-server.ts), the same files in the bucket and
- * in the mirror. The S3 server is killed (SIGKILL by PID): downloads keep succeeding from the
- * mirror byte for byte, /readyz answers 200 degraded, the circuit metric shows open, uploads
+ * in the mirror. The S3 server is killed (SIGKILL by PID) while a download streams from it:
+ * that stream is cut or finishes, never mixed with the mirror's other version of the file;
+ * downloads keep succeeding from the mirror byte for byte, /readyz answers 200 degraded, the circuit metric shows open, uploads
  * answer 503. The S3 server is started again on the same port and data: after the cool-down the
  * primary is probed (half-open) and taken back (closed).
  */
@@ -25,6 +26,8 @@ let ferry: ChildServer;
 let tmp: { dir: string; remove: () => Promise<void> };
 const movie = randomBytes(300_000);
 const files: Record<string, Buffer> = { 'movie.bin': movie, 'docs/a.txt': Buffer.from('alpha\n') };
+/** Another version in the bucket than in the mirror: a stream cut mid-way must hold bucket bytes only. */
+const inflight = { bucket: Buffer.alloc(24 * 1024 * 1024, 0x61), mirror: Buffer.alloc(24 * 1024 * 1024, 0x62) };
 
 before(async () => {
   tmp = await makeTempDir();
@@ -36,6 +39,8 @@ before(async () => {
     await mkdir(path.dirname(path.join(mirror, key)), { recursive: true });
     await writeFile(path.join(mirror, key), body);
   }
+  await client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'inflight.bin', Body: inflight.bucket }));
+  await writeFile(path.join(mirror, 'inflight.bin'), inflight.mirror);
   const tokens = path.join(tmp.dir, 'tokens.json');
   await writeFile(tokens, JSON.stringify([{ name: 'w', role: 'write', sha256: createHash('sha256').update(TOKEN).digest('hex') }]));
   ferry = await startChildServer([
@@ -90,7 +95,7 @@ async function circuitMetric(): Promise<string | undefined> {
   return /^ferry_storage_circuit_state\{backend="primary"\} (\d)$/m.exec(text)?.[1];
 }
 
-test('the primary dies: reads move to the backup byte for byte, readiness degraded, uploads 503; the primary returns: half-open, then closed', async () => {
+test('the primary dies: a stream in flight finishes or is cut (never mixed); reads move to the backup byte for byte, readiness degraded, uploads 503; the primary returns: half-open, then closed', async (t) => {
   // Primary healthy.
   for (const [name, body] of Object.entries(files)) {
     const got = await download(name);
@@ -100,8 +105,29 @@ test('the primary dies: reads move to the backup byte for byte, readiness degrad
   assert.deepEqual(await (await fetch(`${ferry.url}/readyz`)).json(), { status: 'ready' });
   assert.equal(await circuitMetric(), '0');
 
-  // Kill the object store (SIGKILL, by PID).
+  // A download in flight from the primary when the object store is killed (SIGKILL, by PID).
+  const res = await fetch(`${ferry.url}/files/inflight.bin`);
+  assert.equal(res.status, 200);
+  const reader = res.body!.getReader();
+  const chunks: Uint8Array[] = [];
+  const first = await reader.read();
+  if (!first.done) chunks.push(first.value);
   await s3.kill();
+  let cut = false;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+    }
+  } catch {
+    cut = true;
+  }
+  const got = Buffer.concat(chunks);
+  t.diagnostic(`in-flight stream: ${cut ? 'cut' : 'finished'} after ${got.length} of ${inflight.bucket.length} bytes`);
+  if (cut) assert.ok(got.length < inflight.bucket.length && got.equals(inflight.bucket.subarray(0, got.length)), 'a cut stream holds bytes of the primary only');
+  else assert.ok(got.equals(inflight.bucket), 'a finished stream is the primary version, whole');
+
   for (let i = 0; i < 4; i++) {
     for (const [name, body] of Object.entries(files)) {
       const got = await download(name);
