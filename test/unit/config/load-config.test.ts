@@ -55,6 +55,17 @@ test('precedence: flag > env > file > default', async (t) => {
   assert.equal(viaEnvFile.port, 1111);
 });
 
+test('--storage-backup: defaults, and a relative --backup-root resolved from the working directory', () => {
+  const d = loadConfig({ env: {}, cwd: '/srv' });
+  assert.equal(d.storageBackup, 'none');
+  assert.equal(d.storageFailureThreshold, 5);
+  assert.equal(d.storageFailureWindow, 30_000);
+  assert.equal(d.storageCooldown, 10_000);
+  const c = loadConfig({ argv: ['--storage-backup', 'local', '--backup-root', 'mirror', '--storage-cooldown', '2s'], env: {}, cwd: '/srv' });
+  assert.equal(c.backupRoot, '/srv/mirror');
+  assert.equal(c.storageCooldown, 2000);
+});
+
 test('flag forms: --x=v, --bool, --no-bool', () => {
   const c = loadConfig({ argv: ['--port=9000', '--trust-proxy', '--limit-rate', '10M'], env: {} });
   assert.equal(c.port, 9000);
@@ -81,6 +92,10 @@ test('invalid and unknown options name the option, the value and what is allowed
     [{ argv: ['--config', path.join(tmp.dir, 'missing.json')], env: {} }, /--config: .*readable JSON file/],
     [{ argv: ['--roles', '{}'], env: {} }, /can only be set in the config file/],
     [{ argv: ['stray'], env: {} }, /unexpected argument "stray"/],
+    [{ argv: ['--storage-backup', 'local'], env: {} }, /--backup-root is required with --storage-backup local/],
+    [{ argv: ['--storage-backup', 's3'], env: {} }, /--backup-s3-bucket is required with --storage-backup s3/],
+    [{ argv: ['--storage-backup', 's3', '--backup-s3-bucket', 'b', '--backup-s3-endpoint', 'ftp://x'], env: {} }, /--backup-s3-endpoint: "ftp:\/\/x"; expected an http/],
+    [{ argv: ['--storage-failure-threshold', '0'], env: {} }, /--storage-failure-threshold: "0"/],
   ];
   for (const [opts, re] of cases) {
     assert.throws(() => loadConfig(opts), (err: unknown) => err instanceof OptionError && re.test(err.message) && !err.message.includes('\n'), JSON.stringify(opts));
