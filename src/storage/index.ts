@@ -6,7 +6,8 @@ export { S3Storage, type S3StorageOptions, mapS3Error, listFloor } from './s3/s3
 import { LocalStorage, type LocalStorageOptions } from './local/local-storage.ts';
 import { S3Storage, type S3StorageOptions } from './s3/s3-storage.ts';
 import type { Storage } from './types.ts';
-import { FailoverStorage, type FailoverStorageOptions } from './failover/failover-storage.ts';
+import { FailoverStorage, isAvailabilityFailure, type FailoverStorageOptions } from './failover/failover-storage.ts';
+import { DeferredStorage } from './failover/deferred-storage.ts';
 import type { BreakerOptions } from './failover/circuit-breaker.ts';
 
 /** The embedded default backend. */
@@ -34,18 +35,29 @@ export interface FailoverChoice extends BreakerOptions {
   readonly onTransition?: FailoverStorageOptions['onTransition'];
 }
 
-/** Builds both backends and the FailoverStorage over them (the primary is checked at start as usual). */
+/**
+ * Builds both backends and the FailoverStorage over them. A primary that is unavailable at
+ * start (unreachable endpoint, missing bucket, refused credentials) does not stop the start:
+ * the breaker starts open, reads go to the backup, and the primary is built again when the
+ * cool-down lets a probe through. Any other error (and a backup that cannot be built) does.
+ */
 export async function createFailoverStorage(choice: FailoverChoice): Promise<FailoverStorage> {
   const backup = await createOneStorage(choice.backup);
   let primary: Storage;
+  let startOpen: string | undefined;
   try {
     primary = await createOneStorage(choice.primary);
   } catch (err) {
-    await backup.close?.();
-    throw err;
+    if (!isAvailabilityFailure(err)) {
+      await backup.close?.();
+      throw err;
+    }
+    primary = new DeferredStorage(() => createOneStorage(choice.primary));
+    startOpen = err instanceof Error ? err.message : String(err);
   }
   return new FailoverStorage({
     primary, backup, failureThreshold: choice.failureThreshold, failureWindowMs: choice.failureWindowMs, cooldownMs: choice.cooldownMs,
+    ...(startOpen === undefined ? {} : { startOpen }),
     ...(choice.onTransition === undefined ? {} : { onTransition: choice.onTransition }),
   });
 }

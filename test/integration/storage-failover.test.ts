@@ -5,7 +5,8 @@
  * that stream is cut or finishes, never mixed with the mirror's other version of the file;
  * downloads keep succeeding from the mirror byte for byte, /readyz answers 200 degraded, the circuit metric shows open, uploads
  * answer 503. The S3 server is started again on the same port and data: after the cool-down the
- * primary is probed (half-open) and taken back (closed).
+ * primary is probed (half-open) and taken back (closed). A Ferry started while the S3 server
+ * is down starts degraded on the mirror and takes the primary back the same way.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,6 +25,7 @@ const COOLDOWN_MS = 1000;
 let s3: S3TestServer;
 let ferry: ChildServer;
 let tmp: { dir: string; remove: () => Promise<void> };
+let ferryArgs: string[];
 const movie = randomBytes(300_000);
 const files: Record<string, Buffer> = { 'movie.bin': movie, 'docs/a.txt': Buffer.from('alpha\n') };
 /** Another version in the bucket than in the mirror: a stream cut mid-way must hold bucket bytes only. */
@@ -43,12 +45,13 @@ before(async () => {
   await writeFile(path.join(mirror, 'inflight.bin'), inflight.mirror);
   const tokens = path.join(tmp.dir, 'tokens.json');
   await writeFile(tokens, JSON.stringify([{ name: 'w', role: 'write', sha256: createHash('sha256').update(TOKEN).digest('hex') }]));
-  ferry = await startChildServer([
+  ferryArgs = [
     '--storage', 's3', '--s3-bucket', s3.bucket, '--s3-endpoint', s3.endpoint, '--s3-path-style',
     '--storage-backup', 'local', '--backup-root', mirror,
     '--storage-failure-threshold', '2', '--storage-failure-window', '10s', '--storage-cooldown', `${COOLDOWN_MS}ms`,
     '--tokens-file', tokens,
-  ], { env: s3.env });
+  ];
+  ferry = await startChildServer(ferryArgs, { env: s3.env });
 });
 
 after(async () => {
@@ -60,8 +63,8 @@ after(async () => {
 interface CircuitLine { event?: string; from?: string; to?: string; reason?: string; level?: number }
 
 /** Circuit transitions logged so far. */
-function transitions(): CircuitLine[] {
-  return ferry.lines.flatMap((l) => {
+function transitions(server: ChildServer = ferry): CircuitLine[] {
+  return server.lines.flatMap((l) => {
     try {
       const rec = JSON.parse(l) as CircuitLine;
       return rec.event === 'storage-circuit' ? [rec] : [];
@@ -85,13 +88,25 @@ function waitForTransition(to: string, timeoutMs: number): Promise<CircuitLine> 
   });
 }
 
+/**
+ * The cool-down is the behaviour under test: ask for readiness (each a chance to probe)
+ * until the breaker has closed, bounded.
+ */
+async function probeUntilClosed(server: ChildServer): Promise<void> {
+  const closedBy = Date.now() + COOLDOWN_MS + 5000;
+  while (!transitions(server).some((t) => t.to === 'closed') && Date.now() < closedBy) {
+    await (await fetch(`${server.url}/readyz`)).arrayBuffer();
+    if (!transitions(server).some((t) => t.to === 'closed')) await delay(100);
+  }
+}
+
 async function download(name: string): Promise<{ status: number; body: Buffer }> {
   const res = await fetch(`${ferry.url}/files/${name}`);
   return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
 }
 
-async function circuitMetric(): Promise<string | undefined> {
-  const text = await (await fetch(`${ferry.url}/metrics`)).text();
+async function circuitMetric(server: ChildServer = ferry): Promise<string | undefined> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
   return /^ferry_storage_circuit_state\{backend="primary"\} (\d)$/m.exec(text)?.[1];
 }
 
@@ -151,13 +166,7 @@ test('the primary dies: a stream in flight finishes or is cut (never mixed); rea
   // Same port, same data: the object store is back, with a file the mirror does not have.
   await s3.restart();
   await s3.client().send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'fresh.txt', Body: 'fresh\n' }));
-  // The cool-down is the behaviour under test: ask for readiness (each a chance to probe)
-  // until the breaker has closed, bounded.
-  const closedBy = Date.now() + COOLDOWN_MS + 5000;
-  while (!transitions().some((t) => t.to === 'closed') && Date.now() < closedBy) {
-    await (await fetch(`${ferry.url}/readyz`)).arrayBuffer();
-    if (!transitions().some((t) => t.to === 'closed')) await delay(100);
-  }
+  await probeUntilClosed(ferry);
   const closed = await waitForTransition('closed', 1000);
   assert.equal(closed.level, 30, 'closing is info');
   assert.deepEqual(transitions().map((t) => t.to), ['open', 'half-open', 'closed']);
@@ -167,4 +176,29 @@ test('the primary dies: a stream in flight finishes or is cut (never mixed); rea
   assert.equal(fresh.status, 200, 'served by the primary again');
   assert.equal(fresh.body.toString(), 'fresh\n');
   assert.ok((await download('movie.bin')).body.equals(movie));
+});
+
+test('a primary unreachable at start: Ferry starts degraded on the backup, then takes the primary back', async (t) => {
+  await s3.kill();
+  const late = await startChildServer(ferryArgs, { env: s3.env });
+  t.after(() => late[Symbol.asyncDispose]());
+  const opened = transitions(late).find((l) => l.to === 'open');
+  assert.equal(opened?.level, 40);
+  assert.match(opened?.reason ?? '', /unavailable at start/);
+  const ready = await fetch(`${late.url}/readyz`);
+  assert.equal(ready.status, 200);
+  assert.deepEqual(await ready.json(), { status: 'degraded', backend: 'primary' });
+  assert.equal(await circuitMetric(late), '2');
+  const got = await fetch(`${late.url}/files/movie.bin`);
+  assert.equal(got.status, 200);
+  assert.ok(Buffer.from(await got.arrayBuffer()).equals(movie), 'from the mirror');
+
+  await s3.restart();
+  await s3.client().send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'late.txt', Body: 'late\n' }));
+  await probeUntilClosed(late);
+  assert.deepEqual(transitions(late).map((l) => l.to), ['open', 'half-open', 'closed']);
+  assert.equal(await circuitMetric(late), '0');
+  const fresh = await fetch(`${late.url}/files/late.txt`);
+  assert.equal(fresh.status, 200, 'the primary serves again (the mirror has no late.txt)');
+  assert.equal(await fresh.text(), 'late\n');
 });

@@ -25,6 +25,11 @@ export interface FailoverStorageOptions extends BreakerOptions {
   readonly backup: Storage;
   /** Clock (ms); `Date.now` by default. */
   readonly now?: () => number;
+  /**
+   * The primary could not be reached at start (this says why): the breaker starts open, so
+   * reads go to the backup until the cool-down lets a probe through.
+   */
+  readonly startOpen?: string;
   /** Called on every breaker transition (the server logs it). */
   readonly onTransition?: (transition: BreakerTransition & { readonly backend: 'primary' }) => void;
 }
@@ -107,6 +112,10 @@ export class FailoverStorage implements Storage {
     this.#options = { failureThreshold: options.failureThreshold, failureWindowMs: options.failureWindowMs, cooldownMs: options.cooldownMs };
     this.#now = options.now ?? Date.now;
     this.#onTransition = options.onTransition;
+    if (options.startOpen !== undefined) {
+      this.#state = { name: 'open', openedAt: this.#now() };
+      this.#onTransition?.({ backend: 'primary', from: 'closed', to: 'open', reason: `unavailable at start: ${options.startOpen}` });
+    }
     const localPath = options.primary.localPath?.bind(options.primary);
     if (localPath !== undefined) {
       this.localPath = (path) => { this.#refuseWritesWhileOpen(); return localPath(path); };
