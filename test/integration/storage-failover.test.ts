@@ -60,7 +60,7 @@ after(async () => {
   await tmp?.remove();
 });
 
-interface CircuitLine { event?: string; from?: string; to?: string; reason?: string; level?: number }
+interface CircuitLine { event?: string; from?: string; to?: string; reason?: string; level?: number; time?: string }
 
 /** Circuit transitions logged so far. */
 function transitions(server: ChildServer = ferry): CircuitLine[] {
@@ -73,8 +73,8 @@ function transitions(server: ChildServer = ferry): CircuitLine[] {
 }
 
 /** Resolves when a transition to `to` has been logged (checks the lines as they arrive). */
-function waitForTransition(to: string, timeoutMs: number): Promise<CircuitLine> {
-  const found = (): CircuitLine | undefined => transitions().find((t) => t.to === to);
+function waitForTransition(to: string, timeoutMs: number, server: ChildServer = ferry): Promise<CircuitLine> {
+  const found = (): CircuitLine | undefined => transitions(server).find((t) => t.to === to);
   return new Promise((resolve, reject) => {
     const hit = found();
     if (hit) { resolve(hit); return; }
@@ -83,21 +83,23 @@ function waitForTransition(to: string, timeoutMs: number): Promise<CircuitLine> 
       setImmediate(() => { const h = found(); if (h) { cleanup(); resolve(h); } });
     };
     const timer = setTimeout(() => { cleanup(); reject(new Error(`no transition to ${to} within ${timeoutMs} ms; saw ${JSON.stringify(transitions())}`)); }, timeoutMs);
-    const cleanup = (): void => { clearTimeout(timer); ferry.child.stdout!.off('data', onData); };
-    ferry.child.stdout!.on('data', onData);
+    const cleanup = (): void => { clearTimeout(timer); server.child.stdout!.off('data', onData); };
+    server.child.stdout!.on('data', onData);
   });
 }
 
 /**
- * The cool-down is the behaviour under test: ask for readiness (each a chance to probe)
- * until the breaker has closed, bounded.
+ * The cool-down is the behaviour under test: once it has passed since the breaker opened (the
+ * open line's own time), the next request is the half-open probe; a healthy primary then
+ * closes the breaker, which the log says.
  */
-async function probeUntilClosed(server: ChildServer): Promise<void> {
-  const closedBy = Date.now() + COOLDOWN_MS + 5000;
-  while (!transitions(server).some((t) => t.to === 'closed') && Date.now() < closedBy) {
-    await (await fetch(`${server.url}/readyz`)).arrayBuffer();
-    if (!transitions(server).some((t) => t.to === 'closed')) await delay(100);
-  }
+async function probeAfterCooldown(server: ChildServer): Promise<CircuitLine> {
+  const opened = transitions(server).findLast((t) => t.to === 'open');
+  assert.ok(opened?.time !== undefined, 'the breaker opened, and said when');
+  const left = Date.parse(opened.time) + COOLDOWN_MS - Date.now();
+  if (left > 0) await delay(left + 10);
+  await (await fetch(`${server.url}/readyz`)).arrayBuffer();
+  return waitForTransition('closed', 5000, server);
 }
 
 async function download(name: string): Promise<{ status: number; body: Buffer }> {
@@ -166,8 +168,7 @@ test('the primary dies: a stream in flight finishes or is cut (never mixed); rea
   // Same port, same data: the object store is back, with a file the mirror does not have.
   await s3.restart();
   await s3.client().send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'fresh.txt', Body: 'fresh\n' }));
-  await probeUntilClosed(ferry);
-  const closed = await waitForTransition('closed', 1000);
+  const closed = await probeAfterCooldown(ferry);
   assert.equal(closed.level, 30, 'closing is info');
   assert.deepEqual(transitions().map((t) => t.to), ['open', 'half-open', 'closed']);
   assert.equal(await circuitMetric(), '0');
@@ -195,7 +196,7 @@ test('a primary unreachable at start: Ferry starts degraded on the backup, then 
 
   await s3.restart();
   await s3.client().send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'late.txt', Body: 'late\n' }));
-  await probeUntilClosed(late);
+  await probeAfterCooldown(late);
   assert.deepEqual(transitions(late).map((l) => l.to), ['open', 'half-open', 'closed']);
   assert.equal(await circuitMetric(late), '0');
   const fresh = await fetch(`${late.url}/files/late.txt`);
