@@ -65,7 +65,6 @@ export const SERVE_OPTIONS = {
   s3Endpoint: { kind: 'string', default: undefined, defaultText: 'AWS', help: 'endpoint URL of a non-AWS store (MinIO, R2, Ceph, Garage), e.g. http://127.0.0.1:9000; credentials come from the standard AWS environment variables and profile chain', arg: 'URL', group: 'Storage' },
   s3Region: { kind: 'string', default: 'us-east-1', help: 'region used to sign requests', arg: 'REGION', group: 'Storage' },
   s3PathStyle: { kind: 'bool', default: false, help: 'path-style URLs (endpoint/bucket/key), needed by most non-AWS stores', group: 'Storage' },
-  s3PartSize: { kind: 'size', default: 8_388_608, defaultText: '8M', min: 5_242_880, help: 'multipart upload part size (at least 5M); not used yet: uploads to S3 are not implemented', arg: 'SIZE', group: 'Storage' },
   s3MaxSockets: { kind: 'int', default: 64, min: 1, max: 65_536, help: 'most open connections to the object store', arg: 'N', group: 'Storage' },
   storageBackup: { kind: 'enum', values: ['local', 's3', 'none'], default: 'none', help: 'a backup store for reads: when the primary fails (unavailable, timeouts), reads fail over to it and uploads answer 503 until the primary answers again (docs/storage.md)', arg: 'local|s3|none', group: 'Storage' },
   backupRoot: { kind: 'path', default: undefined, help: 'folder holding the local mirror (with --storage-backup local)', arg: 'DIR', group: 'Storage' },
