@@ -54,32 +54,19 @@ export function handleCut(request: FastifyRequest, reply: FastifyReply, outcome:
   return false;
 }
 
-/** How long an answered request's unread body is drained before the connection is cut. */
-const LINGER_MS = 10_000;
 const discard = (): void => {};
 
 /**
  * An answer sent before the body was read (413, 409, 460, 507...): keep reading and
- * discarding the rest for a while instead of closing at once. Closing a socket with unread
- * input makes the kernel send RST, which can destroy the answer before the client reads it
- * (nginx's "lingering close"). Clients stop sending when they see the answer; one that
- * does not is cut after LINGER_MS. For an onResponse hook.
+ * discarding the rest instead of closing at once. Closing a socket with unread input makes
+ * the kernel send RST, which can destroy the answer before the client reads it (nginx's
+ * "lingering close"). Clients stop sending when they see the answer; one that does not is
+ * cut by the server's body guard (src/server/body-guard.ts), which destroys every
+ * connection whose body is still arriving LINGER_MS after the answer. For an onResponse hook.
  */
 export function lingerUnreadBody(unread: UnreadBodies, request: FastifyRequest): void {
   const raw = request.raw;
   if (!unread.has(request) || raw.complete || raw.destroyed) return;
-  const socket = raw.socket;
-  const timer = setTimeout(() => { socket.destroy(); }, LINGER_MS);
-  timer.unref();
-  // Both listeners go with the first of the two events: on a kept-alive connection they
-  // would otherwise pile up, one per refused upload.
-  const stop = (): void => {
-    clearTimeout(timer);
-    raw.off('end', stop);
-    socket.off('close', stop);
-  };
-  raw.once('end', stop);
-  socket.once('close', stop);
   raw.unpipe();
   raw.on('data', discard);
   raw.resume();
