@@ -17,7 +17,7 @@ import { createTransferControl, type TransferControl } from '../limits/index.ts'
 import { registerAccessHook } from './access-hook.ts';
 import { registerSystemRoutes } from './system-routes.ts';
 import { registerCapabilityRoutes } from './capability-routes.ts';
-import { compileProxyTrust, sanitizeForwardedHeaders } from './proxy-trust.ts';
+import { compileProxyTrust, resolveClientAddress, sanitizeForwardedHeaders } from './proxy-trust.ts';
 import { createBodyGuard, hasRequestBody } from './body-guard.ts';
 import { installConnectionGuard, planConnectionLimits, readFdSoftLimit, type ConnectionGuard } from './connection-guard.ts';
 import { createEventSummary } from './event-summary.ts';
@@ -133,6 +133,13 @@ export async function createFerryServer(config: FerryConfig, options: CreateServ
     logController: new LogController({ disableRequestLogging: true }),
     // A client's X-Request-Id is kept for correlation only when it is short and plain.
     requestIdHeader: false,
+    // Every line about a request names its client (the right-most untrusted address, as
+    // request.ip computes it), bound once when Fastify makes the request's logger.
+    childLoggerFactory: (parent, bindings, options, raw) => {
+      const forwarded = raw.headers['x-forwarded-for'];
+      const client = resolveClientAddress(raw.socket.remoteAddress ?? '', Array.isArray(forwarded) ? forwarded.join(',') : forwarded, trust);
+      return parent.child({ ...bindings, client }, options);
+    },
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
@@ -194,8 +201,6 @@ export async function createFerryServer(config: FerryConfig, options: CreateServ
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
-    // Every line about this request names its client (the right-most untrusted address).
-    request.log = request.log.child({ client: request.ip });
   });
   // A route that takes the body as a stream (uploads) is held to the upload rate, not to the
   // deadline of a body parsed into memory.
