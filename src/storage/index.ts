@@ -1,4 +1,4 @@
-export type { Storage, LocalFolderHandle, FileStat, FileHandleReader, ByteRange, ListEntry, ListOptions, ListResult, OpenReadOptions, StorageHealth, WalkEntry } from './types.ts';
+export type { Storage, Staging, StagedCheckpoint, StagedRef, StagedEntry, StagedWriter, PublishMode, PublishOptions, PublishResult, LocalFolderHandle, FileStat, FileHandleReader, ByteRange, ListEntry, ListOptions, ListResult, OpenReadOptions, StorageHealth, WalkEntry } from './types.ts';
 export { FailoverStorage, isAvailabilityFailure, type FailoverStorageOptions } from './failover/failover-storage.ts';
 export { decideBreaker, type BreakerState, type BreakerOptions, type BreakerTransition } from './failover/circuit-breaker.ts';
 export { LocalStorage, type LocalStorageOptions, type LocalFolder } from './local/local-storage.ts';

@@ -108,6 +108,30 @@ export interface Storage {
   check(): Promise<StorageHealth | undefined | void>;
   /** Releases what the backend holds for the process (an object store's socket pool). Idempotent. */
   close?(): Promise<void>;
+  // --- the write half ------------------------------------------------------------
+
+  /** Where uploads gather their bytes before they become files (tus parts, PUT bodies). */
+  readonly staging: Staging;
+  /**
+   * Makes a staged upload the file at `target`, atomically (a reader sees no file or the
+   * whole file), under `mode`:
+   * - `overwrite`: replaces a file that is there (never a folder, never a symbolic link);
+   * - `reject` / `no-clobber`: the name must be free, else FERRY_ERR_UPLOAD_CONFLICT (409) /
+   *   FERRY_ERR_PRECONDITION_FAILED (412) — also against a file created meanwhile (local:
+   *   link(2) EEXIST; object store: a conditional write);
+   * - `rename`: the first free of `name`, `name (1)`, `name (2)`, …
+   * Missing folders on the way are created. The staged upload is gone afterwards (on success).
+   */
+  publish(source: StagedRef, target: SafePath, mode: PublishMode, options?: PublishOptions): Promise<PublishResult>;
+  /** Removes a file. Resolves false when nothing was there. Never removes a folder. */
+  remove(path: SafePath, options?: { signal?: AbortSignal }): Promise<boolean>;
+  /**
+   * What stands at `path`, jail aside, links not followed: for upload prechecks, which must
+   * refuse to replace what the jail hides (a link out of the root, a hidden name). `other`
+   * is anything neither a plain file nor a folder. undefined when nothing is there.
+   */
+  entryType(path: SafePath, options?: { signal?: AbortSignal }): Promise<'file' | 'directory' | 'other' | undefined>;
+
   /**
    * Local path of a file for backends that have one (uploads publish by rename inside the
    * same filesystem). Does not check existence. Undefined for remote backends.
@@ -136,4 +160,98 @@ export interface LocalFolderHandle {
   entry(name: string): string;
   sync(): Promise<void>;
   close(): Promise<void>;
+}
+
+// --- the write half ----------------------------------------------------------------
+
+/**
+ * What a staged upload's last commit made durable, as the backend needs it to continue: the
+ * caller stores it with its own record (the tus upload record) in the same write as the
+ * offset, so record and bytes never disagree after a crash. `state` is the backend's own
+ * (JSON-safe; an object store keeps its multipart upload id, part count and tail there).
+ */
+export interface StagedCheckpoint {
+  /** Bytes made durable. */
+  readonly offset: number;
+  readonly state?: Readonly<Record<string, string | number | boolean | null>>;
+}
+
+/** A staged upload named by the caller's id, at a checkpoint. */
+export interface StagedRef {
+  readonly id: string;
+  /** undefined for an upload that never committed (nothing durable: an empty file). */
+  readonly checkpoint: StagedCheckpoint | undefined;
+}
+
+/**
+ * Staged uploads: bytes that become a file only when published. Ids are chosen by the caller
+ * (letters, digits, `-`, `_`; at most 64 characters) and checked by the backend.
+ */
+export interface Staging {
+  /**
+   * Opens staged upload `id` for appending at `checkpoint` (undefined: a new, empty upload).
+   * Anything stored past the checkpoint (a crash between the backend's write and the caller's
+   * commit) is dropped. Fewer durable bytes than the checkpoint claims (storage that lied
+   * about a sync) is FERRY_ERR_UPLOAD_OFFSET_MISMATCH with `details.durable` = what is there.
+   */
+  open(id: string, checkpoint: StagedCheckpoint | undefined, options?: { signal?: AbortSignal }): Promise<StagedWriter>;
+  /**
+   * Streams the committed bytes of an upload that takes no more writes (digests after a
+   * restart, assembly): a backend may seal the upload to read it (an object store completes
+   * its multipart upload); only `publish`, `concat` and `remove` may follow.
+   */
+  read(source: StagedRef, options?: { signal?: AbortSignal }): Promise<Readable>;
+  /**
+   * Makes staged `target` the concatenation of `parts` in order (tus concatenation). The parts
+   * are consumed (gone afterwards); resolves the target's checkpoint. Object stores copy
+   * server-side where they can.
+   */
+  concat(target: string, parts: readonly StagedRef[], options?: { signal?: AbortSignal }): Promise<StagedCheckpoint>;
+  /** Removes a staged upload and everything it holds (an object store aborts its multipart upload). Idempotent. */
+  remove(id: string, options?: { signal?: AbortSignal }): Promise<void>;
+  /** Every staged upload there is, with when it was last written: the orphan sweep's input. */
+  list(options?: { signal?: AbortSignal }): AsyncIterable<StagedEntry>;
+}
+
+export interface StagedEntry {
+  readonly id: string;
+  readonly modifiedMs: number;
+}
+
+/**
+ * Appends to one staged upload. One writer per upload at a time (the caller's upload lock).
+ * `write` resolves once the backend has taken the bytes (not yet durable); `commit` makes all
+ * bytes written before the call durable (it may run beside later writes: they are not part of
+ * its checkpoint); `rollback` forgets everything written since the last commit. A backend may
+ * hold up to one part in memory (an object store's minimum part size) before it writes it.
+ */
+export interface StagedWriter {
+  readonly id: string;
+  /** Bytes written so far, committed or not (where the next write lands). */
+  readonly offset: number;
+  /** The last commit (or the checkpoint it was opened at). */
+  readonly committed: StagedCheckpoint;
+  /** Appends `buffers` (by reference: the caller does not reuse them) at `offset`. */
+  write(buffers: readonly Buffer[]): Promise<void>;
+  commit(): Promise<StagedCheckpoint>;
+  rollback(): Promise<void>;
+  /** Releases the writer; uncommitted bytes may be lost. Idempotent. */
+  close(): Promise<void>;
+}
+
+export type PublishMode = 'rename' | 'reject' | 'overwrite' | 'no-clobber';
+
+export interface PublishOptions {
+  /** Called with each name before it is tried (crash recovery finds the file by it). */
+  readonly beforeAttempt?: (name: string) => Promise<void>;
+  readonly signal?: AbortSignal;
+}
+
+export interface PublishResult {
+  /** The name the file got (differs from the asked one after `rename`). */
+  readonly name: string;
+  /** An existing file was replaced (`overwrite`). */
+  readonly replaced: boolean;
+  /** The published file's metadata (its validator is what downloads send). */
+  readonly stat: FileStat;
 }

@@ -5,7 +5,8 @@
  * take the primary back when it answers (the breaker decides when a call is made).
  */
 import type { SafePath } from '../../core/safe-path.ts';
-import type { FileHandleReader, FileStat, ListOptions, ListResult, Storage, WalkEntry } from '../types.ts';
+import type { Readable } from 'node:stream';
+import type { FileHandleReader, FileStat, ListOptions, ListResult, PublishMode, PublishOptions, PublishResult, StagedCheckpoint, StagedEntry, StagedRef, StagedWriter, Staging, Storage, WalkEntry } from '../types.ts';
 
 export class DeferredStorage implements Storage {
   readonly #build: () => Promise<Storage>;
@@ -37,6 +38,21 @@ export class DeferredStorage implements Storage {
   async list(dir: SafePath, options: ListOptions): Promise<ListResult> { return (await this.#get()).list(dir, options); }
   async *walk(dir: SafePath, options?: { signal?: AbortSignal }): AsyncIterable<WalkEntry> { yield* (await this.#get()).walk(dir, options); }
   async check(): Promise<void> { await (await this.#get()).check(); }
+
+  readonly staging: Staging = {
+    open: async (id: string, checkpoint: StagedCheckpoint | undefined, options?: { signal?: AbortSignal }): Promise<StagedWriter> => (await this.#get()).staging.open(id, checkpoint, options),
+    read: async (source: StagedRef, options?: { signal?: AbortSignal }): Promise<Readable> => (await this.#get()).staging.read(source, options),
+    concat: async (target: string, parts: readonly StagedRef[], options?: { signal?: AbortSignal }): Promise<StagedCheckpoint> => (await this.#get()).staging.concat(target, parts, options),
+    remove: async (id: string, options?: { signal?: AbortSignal }): Promise<void> => { await (await this.#get()).staging.remove(id, options); },
+    list: (options?: { signal?: AbortSignal }): AsyncIterable<StagedEntry> => {
+      const get = (): Promise<Storage> => this.#get();
+      return (async function* () { yield* (await get()).staging.list(options); })();
+    },
+  };
+
+  async publish(source: StagedRef, target: SafePath, mode: PublishMode, options?: PublishOptions): Promise<PublishResult> { return (await this.#get()).publish(source, target, mode, options); }
+  async remove(path: SafePath, options?: { signal?: AbortSignal }): Promise<boolean> { return (await this.#get()).remove(path, options); }
+  async entryType(path: SafePath, options?: { signal?: AbortSignal }): Promise<'file' | 'directory' | 'other' | undefined> { return (await this.#get()).entryType(path, options); }
 
   async close(): Promise<void> {
     this.#closed = true;

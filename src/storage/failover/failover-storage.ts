@@ -17,7 +17,7 @@ import type { Readable } from 'node:stream';
 import { FerryError } from '../../core/errors.ts';
 import { channels, publish, type StorageCircuitEvent } from '../../core/channels.ts';
 import type { SafePath } from '../../core/safe-path.ts';
-import type { ByteRange, FileHandleReader, FileStat, ListOptions, ListResult, LocalFolderHandle, OpenReadOptions, Storage, StorageHealth, WalkEntry } from '../types.ts';
+import type { ByteRange, FileHandleReader, FileStat, ListOptions, ListResult, LocalFolderHandle, OpenReadOptions, PublishMode, PublishOptions, PublishResult, StagedCheckpoint, StagedEntry, StagedRef, StagedWriter, Staging, Storage, StorageHealth, WalkEntry } from '../types.ts';
 import { INITIAL_BREAKER, breakerRetryAfterMs, decideBreaker, type BreakerEvent, type BreakerOptions, type BreakerState, type BreakerTransition } from './circuit-breaker.ts';
 
 export interface FailoverStorageOptions extends BreakerOptions {
@@ -123,6 +123,38 @@ export class FailoverStorage implements Storage {
     const openFolder = options.primary.openFolder?.bind(options.primary);
     if (openFolder !== undefined) {
       this.openFolder = async (path, opts) => { this.#refuseWritesWhileOpen(); return openFolder(path, opts); };
+    }
+  }
+
+  /** Staged uploads live on the primary only; refused (503, Retry-After) while its breaker is open. */
+  readonly staging: Staging = {
+    open: (id: string, checkpoint: StagedCheckpoint | undefined, options?: { signal?: AbortSignal }): Promise<StagedWriter> => this.#write(() => this.#primary.staging.open(id, checkpoint, options)),
+    read: (source: StagedRef, options?: { signal?: AbortSignal }): Promise<Readable> => this.#write(() => this.#primary.staging.read(source, options)),
+    concat: (target: string, parts: readonly StagedRef[], options?: { signal?: AbortSignal }): Promise<StagedCheckpoint> => this.#write(() => this.#primary.staging.concat(target, parts, options)),
+    remove: (id: string, options?: { signal?: AbortSignal }): Promise<void> => this.#write(() => this.#primary.staging.remove(id, options)),
+    list: (options?: { signal?: AbortSignal }): AsyncIterable<StagedEntry> => this.#primary.staging.list(options),
+  };
+
+  publish(source: StagedRef, target: SafePath, mode: PublishMode, options?: PublishOptions): Promise<PublishResult> {
+    return this.#write(() => this.#primary.publish(source, target, mode, options));
+  }
+
+  remove(path: SafePath, options?: { signal?: AbortSignal }): Promise<boolean> {
+    return this.#write(() => this.#primary.remove(path, options));
+  }
+
+  entryType(path: SafePath, options?: { signal?: AbortSignal }): Promise<'file' | 'directory' | 'other' | undefined> {
+    return this.#write(() => this.#primary.entryType(path, options));
+  }
+
+  /** A write: the primary only, refused while its breaker is open; availability failures count against it. */
+  async #write<T>(op: () => Promise<T>): Promise<T> {
+    this.#refuseWritesWhileOpen();
+    try {
+      return await op();
+    } catch (err) {
+      if (isAvailabilityFailure(err)) this.#step('failure');
+      throw err;
     }
   }
 

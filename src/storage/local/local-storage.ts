@@ -21,6 +21,7 @@ import { Readable } from 'node:stream';
 import { FerryError, errnoCode } from '../../core/errors.ts';
 import type { SafePath } from '../../core/safe-path.ts';
 import type { ByteRange, LocalFolderHandle, FileHandleReader, FileStat, ListEntry, ListOptions, ListResult, OpenReadOptions, Storage, WalkEntry } from '../types.ts';
+import type { PublishResult, Staging } from '../types.ts';
 
 export interface LocalStorageOptions {
   /** Absolute or relative root folder; created by the caller. */
@@ -190,6 +191,18 @@ function childOf(dir: SafePath, name: string): SafePath {
 }
 
 export class LocalStorage implements Storage {
+  // Interim: the write half is being built (issue 9). Replaced in the branch that implements it.
+  readonly staging: Staging = {
+    open: () => Promise.reject(notYet()),
+    read: () => Promise.reject(notYet()),
+    concat: () => Promise.reject(notYet()),
+    remove: () => Promise.reject(notYet()),
+    list: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(notYet()) }) }),
+  };
+  publish(..._args: Parameters<Storage['publish']>): Promise<PublishResult> { return Promise.reject(notYet()); }
+  remove(..._args: Parameters<Storage['remove']>): Promise<boolean> { return Promise.reject(notYet()); }
+  entryType(..._args: Parameters<Storage['entryType']>): Promise<'file' | 'directory' | 'other' | undefined> { return Promise.reject(notYet()); }
+
   readonly #root: string;
   readonly #options: LocalStorageOptions;
   readonly #shared = new Map<string, SharedHandle>();
@@ -599,3 +612,5 @@ class MaxNameHeap {
     return [...this.#a].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
   }
 }
+
+function notYet(): FerryError { return new FerryError('FERRY_ERR_STORAGE_UNAVAILABLE', 'this backend does not accept writes yet'); }

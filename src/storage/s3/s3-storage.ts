@@ -26,6 +26,7 @@ import {
 import { FerryError } from '../../core/errors.ts';
 import type { SafePath } from '../../core/safe-path.ts';
 import type { ByteRange, FileHandleReader, FileStat, ListEntry, ListOptions, ListResult, OpenReadOptions, Storage, WalkEntry } from '../types.ts';
+import type { PublishResult, Staging } from '../types.ts';
 
 export interface S3StorageOptions {
   readonly bucket: string;
@@ -237,6 +238,18 @@ class S3FileReader implements FileHandleReader {
 }
 
 export class S3Storage implements Storage {
+  // Interim: the write half is being built (issue 9). Replaced in the branch that implements it.
+  readonly staging: Staging = {
+    open: () => Promise.reject(notYet()),
+    read: () => Promise.reject(notYet()),
+    concat: () => Promise.reject(notYet()),
+    remove: () => Promise.reject(notYet()),
+    list: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(notYet()) }) }),
+  };
+  publish(..._args: Parameters<Storage['publish']>): Promise<PublishResult> { return Promise.reject(notYet()); }
+  remove(..._args: Parameters<Storage['remove']>): Promise<boolean> { return Promise.reject(notYet()); }
+  entryType(..._args: Parameters<Storage['entryType']>): Promise<'file' | 'directory' | 'other' | undefined> { return Promise.reject(notYet()); }
+
   readonly #client: S3Client;
   readonly #options: S3StorageOptions;
   readonly #prefix: string;
@@ -465,3 +478,5 @@ export class S3Storage implements Storage {
     }
   }
 }
+
+function notYet(): FerryError { return new FerryError('FERRY_ERR_STORAGE_UNAVAILABLE', 'this backend does not accept writes yet'); }

@@ -25,6 +25,10 @@ function switchable(inner: LocalStorage): { storage: Storage; setDown(v: boolean
     list: async (p, o) => { gate(); return inner.list(p, o); },
     walk: async function* (p, o) { gate(); yield* inner.walk(p, o); },
     check: async () => { gate(); await inner.check(); },
+    staging: inner.staging,
+    publish: async (src, p, mode, o) => { gate(); return inner.publish(src, p, mode, o); },
+    remove: async (p, o) => { gate(); return inner.remove(p, o); },
+    entryType: async (p, o) => { gate(); return inner.entryType(p, o); },
     localPath: (p) => inner.localPath(p),
     openFolder: (p, o) => inner.openFolder(p, o),
   };
