@@ -4,12 +4,13 @@
  */
 import { mkdir } from 'node:fs/promises';
 import http from 'node:http';
+import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { FerryConfig } from '../config/index.ts';
 import { FerryError, toProblem } from '../core/index.ts';
-import { createFailoverStorage, createStorage, FailoverStorage, type Storage, type StorageChoice } from '../storage/index.ts';
+import { createFailoverStorage, createStorage, FailoverStorage, type Storage, type StorageChoice, type WriteJournal } from '../storage/index.ts';
 import { createEmbeddedMeta, type MetaStore } from '../meta/index.ts';
 import { createLogger, redactUrl, type Logger } from '../observability/logger.ts';
 import { createMetrics, type FerryMetrics } from '../observability/metrics.ts';
@@ -68,11 +69,11 @@ function backupChoice(config: FerryConfig): StorageChoice | undefined {
 }
 
 /** The primary with its backup and breaker when --storage-backup is set; the primary alone otherwise. */
-function buildStorage(config: FerryConfig, logger: Logger): Promise<Storage> {
+function buildStorage(config: FerryConfig, logger: Logger, journal: WriteJournal): Promise<Storage> {
   const backup = backupChoice(config);
-  if (backup === undefined) return createStorage(storageChoice(config));
+  if (backup === undefined) return createStorage(storageChoice(config, journal));
   return createFailoverStorage({
-    primary: storageChoice(config), backup,
+    primary: storageChoice(config, journal), backup,
     failureThreshold: config.storageFailureThreshold, failureWindowMs: config.storageFailureWindow, cooldownMs: config.storageCooldown,
     onTransition: (t) => {
       const line = { event: 'storage-circuit', backend: t.backend, from: t.from, to: t.to, reason: t.reason };
@@ -82,23 +83,30 @@ function buildStorage(config: FerryConfig, logger: Logger): Promise<Storage> {
   });
 }
 
-/** The backend --storage names, with its options. */
-function storageChoice(config: FerryConfig): StorageChoice {
+/**
+ * The backend --storage names, with its options. On local disk, uploads are staged in
+ * `<state-dir>/uploads` (where they always were) and cross-filesystem publishes are journalled
+ * in the meta store.
+ */
+function storageChoice(config: FerryConfig, journal: WriteJournal): StorageChoice {
   if (config.storage === 's3') {
     return {
       kind: 's3', bucket: config.s3Bucket ?? '', prefix: config.s3Prefix, region: config.s3Region, forcePathStyle: config.s3PathStyle,
       maxSockets: config.s3MaxSockets, dotfiles: config.dotfiles, ...(config.s3Endpoint === undefined ? {} : { endpoint: config.s3Endpoint }),
     };
   }
-  return { kind: 'local', root: config.root, dotfiles: config.dotfiles, followSymlinks: config.followSymlinks, openFileReuseMs: config.openFileReuse };
+  return {
+    kind: 'local', root: config.root, dotfiles: config.dotfiles, followSymlinks: config.followSymlinks, openFileReuseMs: config.openFileReuse,
+    stagingDir: path.join(config.stateDir, 'uploads'), journal,
+  };
 }
 
 export async function createFerryServer(config: FerryConfig, options: CreateServerOptions = {}): Promise<FerryServer> {
   await mkdir(config.root, { recursive: true });
   await mkdir(config.stateDir, { recursive: true });
   const logger = options.logger ?? createLogger({ level: config.logLevel });
-  const storage = await buildStorage(config, logger);
   const meta = await createEmbeddedMeta(config.stateDir);
+  const storage = await buildStorage(config, logger, meta).catch(async (err: unknown) => { await meta.close(); throw err; });
   const metrics = createMetrics();
   if (storage instanceof FailoverStorage) storage.announce();
   const transfer: TransferControl = createTransferControl(config);

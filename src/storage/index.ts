@@ -2,6 +2,9 @@ export type { Storage, Staging, StagedCheckpoint, StagedRef, StagedEntry, Staged
 export { FailoverStorage, isAvailabilityFailure, type FailoverStorageOptions } from './failover/failover-storage.ts';
 export { decideBreaker, type BreakerState, type BreakerOptions, type BreakerTransition } from './failover/circuit-breaker.ts';
 export { LocalStorage, type LocalStorageOptions, type LocalFolder } from './local/local-storage.ts';
+export type { WriteJournal } from './local/local-publish.ts';
+export { ORPHAN_IDLE_MS, decidePublishTemp, type PublishTempSweepInput } from './local/decide-publish-temp.ts';
+export { conflictName, splitExtension } from './conflict-name.ts';
 export { S3Storage, type S3StorageOptions, mapS3Error, listFloor } from './s3/s3-storage.ts';
 import { LocalStorage, type LocalStorageOptions } from './local/local-storage.ts';
 import { S3Storage, type S3StorageOptions } from './s3/s3-storage.ts';
@@ -69,4 +72,21 @@ async function createOneStorage(choice: StorageChoice): Promise<Storage> {
   }
   const { kind: _kind, ...options } = choice;
   return LocalStorage.create(options);
+}
+
+/** A backend whose writes can leave files behind after a crash (local: cross-filesystem publish temps). */
+interface LeavesWriteLeftovers {
+  sweepWriteLeftovers(nowMs?: number): Promise<number>;
+}
+
+function leavesWriteLeftovers(storage: Storage): storage is Storage & LeavesWriteLeftovers {
+  return typeof (storage as Partial<LeavesWriteLeftovers>).sweepWriteLeftovers === 'function';
+}
+
+/**
+ * Removes what crashed writes left behind in the store (by each backend's own rule: never
+ * what a live writer may still use); how many were removed. 0 for backends that leave nothing.
+ */
+export function sweepWriteLeftovers(storage: Storage, nowMs?: number): Promise<number> {
+  return leavesWriteLeftovers(storage) ? storage.sweepWriteLeftovers(nowMs) : Promise.resolve(0);
 }

@@ -132,17 +132,6 @@ export interface Storage {
    */
   entryType(path: SafePath, options?: { signal?: AbortSignal }): Promise<'file' | 'directory' | 'other' | undefined>;
 
-  /**
-   * Local path of a file for backends that have one (uploads publish by rename inside the
-   * same filesystem). Does not check existence. Undefined for remote backends.
-   */
-  localPath?(path: SafePath): string;
-  /**
-   * Opens a folder to create files in, proven inside the root (missing folders created when
-   * `create`), for backends on a local filesystem. Entries are reached through the opened
-   * folder, never through its path again. Undefined for remote backends.
-   */
-  openFolder?(path: SafePath, options: { create: boolean; signal?: AbortSignal }): Promise<LocalFolderHandle>;
 }
 
 /** What a backend that serves, but not at full strength, says from `check()`. */
@@ -151,7 +140,7 @@ export interface StorageHealth {
   readonly degraded: string;
 }
 
-/** A folder opened for writing by a local backend (see Storage.openFolder). */
+/** A folder opened for writing by the local backend (LocalStorage.openFolder). */
 export interface LocalFolderHandle {
   readonly relative: string;
   /** Where it was when verified (for logs only). */

@@ -13,14 +13,16 @@
  *   a pid seen from another pid namespace (two containers sharing a volume) is covered by the
  *   idle time alone.
  */
+import { ORPHAN_IDLE_MS as STORAGE_ORPHAN_IDLE_MS } from '../storage/index.ts';
 
 /**
  * A file untouched this long belongs to no live request. Generous on purpose: removing a crash
  * leftover is never urgent (the timer sweeps again), removing a live file loses an upload.
  */
-export const ORPHAN_IDLE_MS = 60 * 60 * 1000;
+export const ORPHAN_IDLE_MS = STORAGE_ORPHAN_IDLE_MS;
 
-const TEMP_NAME = /^put-(?:([1-9][0-9]{0,9})-)?[0-9a-f]+\.tmp$/;
+/** A PUT body's staged id, `put-<pid>-<hex>` (on local disk the file name adds `.tmp`). */
+const TEMP_NAME = /^put-(?:([1-9][0-9]{0,9})-)?[0-9a-f]+(?:\.tmp)?$/;
 
 /** The pid a PUT temp name carries; `null` for a temp of an older version (no pid); undefined when the name is not a PUT temp. */
 export function tempOwnerPid(name: string): number | null | undefined {
@@ -67,26 +69,4 @@ function isIdle(mtimeMs: number, nowMs: number): boolean {
   return nowMs - mtimeMs >= ORPHAN_IDLE_MS;
 }
 
-export interface PublishTempSweepInput {
-  /** The process that noted the temp copy. */
-  readonly pid: number;
-  /** The temp copy's mtime; undefined when it does not exist (yet, or any more). */
-  readonly mtimeMs: number | undefined;
-  readonly nowMs: number;
-  readonly ownPid: number;
-  /** The copy is one of this process's publishes in progress. */
-  readonly active: boolean;
-  readonly isProcessAlive: (pid: number) => boolean;
-}
-
-/**
- * A cross-filesystem temp copy in a target folder (noted in the journal before it was created):
- * `delete` the file and its note, `forget` only the note (no file, writer gone), or `keep` both.
- * The same two signs as for PUT temps: idle, and its writer gone (or this process, not using it).
- */
-export function decidePublishTemp(input: PublishTempSweepInput): 'delete' | 'forget' | 'keep' {
-  if (input.active) return 'keep';
-  const writerGone = input.pid === input.ownPid || !input.isProcessAlive(input.pid);
-  if (input.mtimeMs === undefined) return writerGone ? 'forget' : 'keep';
-  return writerGone && isIdle(input.mtimeMs, input.nowMs) ? 'delete' : 'keep';
-}
+export { decidePublishTemp, type PublishTempSweepInput } from '../storage/index.ts';

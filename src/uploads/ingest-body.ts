@@ -1,34 +1,34 @@
 /**
- * Streams a request body into a file at a position, with backpressure and bounded memory: the
- * body feeds a Writable that gathers socket chunks (by reference) into runs of at least 1 MiB
- * and hands each run to one positional `writev(2)` (no concatenation copy), so memory stays at
- * the sink's high-water mark whatever the body's size. Observers (digests) see exactly the bytes that
- * reached the file, in order, only after they did, so a failed or partial write never reaches
- * a digest. Optional checkpoints make long bodies durable while they are still arriving.
+ * Streams a request body into a staged upload (`StagedWriter`, src/storage) with backpressure
+ * and bounded memory: the body feeds a Writable that gathers socket chunks (by reference) into
+ * runs of at least 1 MiB and hands each run to one `writer.write` (on local disk one positional
+ * `writev(2)`, no concatenation copy), so memory stays at the sink's high-water mark whatever
+ * the body's size. Observers (digests) see exactly the bytes that reached the storage, in
+ * order, only after they did, so a failed or partial write never reaches a digest. Optional
+ * checkpoints make long bodies durable while they are still arriving.
  */
-import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { Writable } from 'node:stream';
 import { FerryError } from '../core/errors.ts';
 import { channels, publish } from '../core/channels.ts';
+import type { StagedCheckpoint, StagedWriter } from '../storage/index.ts';
 
 export interface IngestCheckpoint {
   /** Run after at least this many bytes since the last checkpoint. */
   readonly everyBytes: number;
   /**
-   * Makes the first `bytesWritten` bytes durable (fsync + persisted offset). It runs beside
-   * the writes that follow, not in front of them (fdatasync covers every write issued before
-   * it; the offset it persists claims no more), so the disk flushes while the body streams,
-   * as the kernel's writeback does for `dd`. At most one runs at a time; the result waits
-   * for the last one, so the caller's own commit always comes after it.
+   * Called with `writer.commit()`, started at once: it makes every byte written so far durable
+   * and claims no more (the writes that follow are not part of it), so the storage flushes
+   * while the body streams, as the kernel's writeback does for `dd`. The caller persists the
+   * checkpoint it resolves to with its offset. At most one runs at a time; the result waits for
+   * the last one, so the caller's own commit always comes after it.
    */
-  readonly run: (bytesWritten: number) => Promise<void>;
+  readonly run: (commit: Promise<StagedCheckpoint>) => Promise<void>;
 }
 
 export interface IngestOptions {
-  readonly file: FileHandle;
-  /** File position of the first body byte. */
-  readonly position: number;
+  /** Where the body goes: at `writer.offset`, on. */
+  readonly writer: StagedWriter;
   /** Most bytes accepted; one more is FERRY_ERR_UPLOAD_TOO_LARGE (nothing of that chunk is written). */
   readonly maxBytes: number;
   /** Detail for the 413 when `maxBytes` is passed. */
@@ -47,7 +47,7 @@ export interface IngestOptions {
 }
 
 export interface IngestResult {
-  /** Bytes now in the file from `position` on. */
+  /** Bytes now in the staged upload from the writer's starting offset on. */
   readonly bytesWritten: number;
   /** The whole body arrived and is in the file. */
   readonly complete: boolean;
@@ -63,7 +63,7 @@ const DEFAULT_HWM = 4 * 1024 * 1024;
  */
 const MIN_WRITE_BYTES = 1024 * 1024;
 
-class FileSink extends Writable {
+class StagingSink extends Writable {
   readonly #o: IngestOptions;
   #inflight: Promise<void> = Promise.resolve();
   #checkpoint: Promise<void> | undefined;
@@ -137,29 +137,35 @@ class FileSink extends Writable {
 
   async #writeAll(buffers: Buffer[]): Promise<void> {
     const o = this.#o;
-    let pending = buffers;
-    while (pending.length > 0) {
-      const { bytesWritten } = await o.file.writev(pending, o.position + this.written);
-      if (bytesWritten <= 0) throw new FerryError('FERRY_ERR_INTERNAL', 'a write to the upload data made no progress');
-      let left = bytesWritten;
-      const rest: Buffer[] = [];
-      let wait: Promise<void> | undefined | void;
-      for (const b of pending) {
-        if (left >= b.length) { wait = o.observe(b) ?? wait; left -= b.length; }
-        else if (left > 0) { wait = o.observe(b.subarray(0, left)) ?? wait; rest.push(b.subarray(left)); left = 0; }
-        else rest.push(b);
-      }
-      if (wait !== undefined) await wait;
-      pending = rest;
-      this.written += bytesWritten;
-      this.#sinceCheckpoint += bytesWritten;
-      publish(channels.uploadBytes, { bytes: bytesWritten });
+    const before = o.writer.offset;
+    let failure: unknown;
+    try {
+      await o.writer.write(buffers);
+    } catch (err) {
+      failure = err;
     }
+    // What reached the storage (all of it, or the prefix a failing write got through).
+    const progressed = o.writer.offset - before;
+    let left = progressed;
+    let wait: Promise<void> | undefined | void;
+    for (const b of buffers) {
+      if (left <= 0) break;
+      const piece = left >= b.length ? b : b.subarray(0, left);
+      wait = o.observe(piece) ?? wait;
+      left -= piece.length;
+    }
+    this.written += progressed;
+    this.#sinceCheckpoint += progressed;
+    if (progressed > 0) publish(channels.uploadBytes, { bytes: progressed });
+    if (wait !== undefined) await wait;
+    if (failure !== undefined) throw failure;
     const cp = o.checkpoint;
     if (cp !== undefined && this.#sinceCheckpoint >= cp.everyBytes && this.#checkpoint === undefined) {
       this.#sinceCheckpoint = 0;
       // A failed checkpoint only means less is durable so far; the caller's commit retries.
-      this.#checkpoint = cp.run(this.written).catch(() => {}).finally(() => { this.#checkpoint = undefined; });
+      const commit = o.writer.commit();
+      commit.catch(() => {});
+      this.#checkpoint = cp.run(commit).catch(() => {}).finally(() => { this.#checkpoint = undefined; });
     }
   }
 }
@@ -173,7 +179,7 @@ class FileSink extends Writable {
  * detaches; the route answers and closes the connection (`Connection: close`), or destroys it.
  */
 export function ingestBody(options: IngestOptions): Promise<IngestResult> {
-  const sink = new FileSink(options);
+  const sink = new StagingSink(options);
   const body = options.body;
   const signal = options.signal;
   return new Promise<IngestResult>((resolve) => {

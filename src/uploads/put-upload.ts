@@ -1,6 +1,6 @@
 /**
- * Plain streaming `PUT /files/{path}` (issue 4 §5, RFC 9110 §9.3.4): the body goes to a temp
- * file in the state dir, is checked against the size limit and any `Content-Digest` /
+ * Plain streaming `PUT /files/{path}` (issue 4 §5, RFC 9110 §9.3.4): the body goes to a staged
+ * upload (`storage.staging`; on local disk a temp file in the state dir), is checked against the size limit and any `Content-Digest` /
  * `Repr-Digest` (RFC 9530), made durable, and only then published at the path in one atomic
  * step, so the file appears whole or not at all. `If-None-Match: *` refuses to replace an
  * existing file (RFC 9110 §13.1.2), also against a file created concurrently (link(2) EEXIST).
@@ -8,20 +8,19 @@
  * `--on-conflict` is for tus uploads, whose names come from metadata.
  */
 import { createHash, timingSafeEqual, type Hash } from 'node:crypto';
-import { open, unlink } from 'node:fs/promises';
 import { FerryError, errnoCode, isFerryError } from '../core/errors.ts';
 import { channels, publish, type UploadEvent } from '../core/channels.ts';
 import type { SafePath } from '../core/safe-path.ts';
-import type { FileStat, Storage } from '../storage/index.ts';
+import type { FileStat, StagedCheckpoint, StagedWriter, Storage } from '../storage/index.ts';
 import { evaluatePreconditions, generateEtag } from '../http/index.ts';
 import type { MetaStore } from '../meta/index.ts';
 import { contentLength, header, tooLarge, type HeaderBag } from './decide-tus.ts';
 import { parseDigestFields, VERIFIABLE_DIGESTS, type DigestAlgorithm } from './digest-fields.ts';
 import { ingestBody } from './ingest-body.ts';
-import { checkName, checkTargetFolder, ensureTargetFolder, entryExists, mapWriteError, publishFile } from './publish-file.ts';
+import { checkName, checkTargetFolder, entryExists, mapWriteError } from './publish-file.ts';
 import { recordDigests } from './record-digests.ts';
 import type { UploadLogger } from './tus-service.ts';
-import type { UploadStore } from './upload-store.ts';
+import { UploadStore } from './upload-store.ts';
 import type { Readable } from 'node:stream';
 
 export interface PutOptions {
@@ -100,11 +99,14 @@ async function checkPutPreconditions(o: PutOptions, target: SafePath, folder: Sa
   if (result.kind !== 'proceed') throw new FerryError('FERRY_ERR_PRECONDITION_FAILED', `the file does not satisfy ${result.by === 'if-none-match' ? 'If-None-Match' : result.by === 'if-match' ? 'If-Match' : 'If-Unmodified-Since'}`);
 }
 
-/** Receives, verifies and publishes. Throws the FerryError to answer; the temp file never outlives it. */
+/**
+ * Receives, verifies and publishes. Throws the FerryError to answer; the staged body never
+ * outlives it. `activeTemps` holds the staged ids of the PUTs in progress (the sweeper leaves them alone).
+ */
 export async function receivePut(o: PutOptions, req: PutRequest, activeTemps: Set<string>): Promise<PutResult> {
   const started = Date.now();
   const log = o.logger.child({ upload: 'put', path: req.target.relative });
-  const temp = o.store.tempPath();
+  const temp = UploadStore.newTempId();
   activeTemps.add(temp);
   let published = false;
   publish(channels.uploadActive, { delta: 1 });
@@ -113,13 +115,13 @@ export async function receivePut(o: PutOptions, req: PutRequest, activeTemps: Se
     const digest = o.store.digests.empty().fork();
     const extra = new Map<DigestAlgorithm, Hash>();
     for (const alg of wanted.keys()) if (alg !== 'sha-256') extra.set(alg, createHash(VERIFIABLE_DIGESTS[alg]));
-    const fh = await open(temp, 'wx').catch((err: unknown) => { throw mapWriteError(err); });
+    const writer: StagedWriter = await o.store.staging.open(temp, undefined).catch((err: unknown) => { throw mapWriteError(err); });
     let size = 0;
     try {
       if (req.body !== undefined) {
         const limit = o.maxUploadBytes ?? Number.MAX_SAFE_INTEGER;
         const result = await ingestBody({
-          file: fh, position: 0, maxBytes: limit, body: req.body, signal: req.signal,
+          writer, maxBytes: limit, body: req.body, signal: req.signal,
           tooLarge: () => tooLarge(limit, 'the body passed --max-upload-size'),
           observe: (chunk) => { for (const h of extra.values()) h.update(chunk); return digest.update(chunk); },
         });
@@ -128,33 +130,29 @@ export async function receivePut(o: PutOptions, req: PutRequest, activeTemps: Se
       }
       const cl = contentLength(req.headers);
       if (cl !== undefined && cl !== size) throw new FerryError('FERRY_ERR_UPLOAD_INCOMPLETE', `received ${size} of ${cl} bytes`);
-      const { sha256, crc32 } = await digest.snapshot().result().catch(() => o.store.readDigest(temp, size));
+      let checkpoint: StagedCheckpoint | undefined;
+      const { sha256, crc32 } = await digest.snapshot().result().catch(async () => {
+        checkpoint = await writer.commit();
+        return o.store.readDigest({ id: temp, checkpoint });
+      });
       for (const [alg, expected] of wanted) {
         const actual = alg === 'sha-256' ? Buffer.from(sha256, 'hex') : extra.get(alg)!.digest();
         if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) {
           throw new FerryError('FERRY_ERR_UPLOAD_DIGEST_MISMATCH', `the body does not match its ${alg} digest; nothing was stored`);
         }
       }
-      await fh.datasync().catch((err: unknown) => { throw mapWriteError(err); });
-      await fh.close();
-      const name = req.target.segments.at(-1)!;
+      checkpoint ??= await writer.commit().catch((err: unknown) => { throw mapWriteError(err); });
+      await writer.close();
       const folder = await checkTargetFolder(o.storage, req.target.segments.slice(0, -1).join('/'), o.dotfiles);
       // Again, now that the body is in: the file may have changed while it streamed.
       await checkPutPreconditions(o, req.target, folder, req.headers);
-      const dir = await ensureTargetFolder(o.storage, folder, req.signal);
       const noClobber = header(req.headers, 'if-none-match')?.trim() === '*';
-      let res;
-      try {
-        res = await publishFile(temp, dir, name, noClobber ? 'no-clobber' : 'overwrite', { journal: o.meta });
-      } finally {
-        await dir.close();
-      }
+      const res = await o.storage.publish({ id: temp, checkpoint }, req.target, noClobber ? 'no-clobber' : 'overwrite', { signal: req.signal });
       published = true;
       let etag: string | undefined;
       try {
-        const st = await o.storage.stat(req.target);
-        etag = generateEtag(st);
-        await recordDigests(o.meta, req.target.relative, st, sha256, crc32);
+        etag = generateEtag(res.stat);
+        await recordDigests(o.meta, req.target.relative, res.stat, sha256, crc32);
       } catch (err) {
         log.warn({ err }, 'could not record the digests of the uploaded file');
       }
@@ -162,7 +160,7 @@ export async function receivePut(o: PutOptions, req: PutRequest, activeTemps: Se
       log.info({ event: 'finished', bytes: size, sha256, replaced: res.replaced, durationMs: Date.now() - started }, 'upload finished');
       return { created: !res.replaced, size, sha256, etag };
     } finally {
-      await fh.close().catch(() => {});
+      await writer.close().catch(() => {});
     }
   } catch (err) {
     publish<UploadEvent>(channels.upload, { kind: 'failed', protocol: 'put' });
@@ -171,7 +169,7 @@ export async function receivePut(o: PutOptions, req: PutRequest, activeTemps: Se
     throw mapWriteError(err);
   } finally {
     publish(channels.uploadActive, { delta: -1 });
-    if (!published) await unlink(temp).catch(() => {});
+    if (!published) await o.store.staging.remove(temp).catch(() => {});
     activeTemps.delete(temp);
   }
 }

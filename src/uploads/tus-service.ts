@@ -10,28 +10,24 @@
  * next write. Long bodies are checkpointed every `checkpointBytes` the same way, so a server
  * killed during a single 50 GB PATCH restarts with most of it, never with more than was stored.
  */
-import { rename, stat as fsStat, lstat, unlink, readdir } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import path from 'node:path';
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { FerryError, errnoCode, isFerryError } from '../core/errors.ts';
 import { channels, publish, type UploadEvent } from '../core/channels.ts';
-import type { Storage } from '../storage/index.ts';
+import { parseDecodedPath } from '../core/safe-path.ts';
+import type { StagedCheckpoint, StagedWriter, Storage } from '../storage/index.ts';
 import type { MetaStore } from '../meta/index.ts';
 import { createDigester, type Digester } from './checksum.ts';
 import type { DigestResult, RunningDigest } from './digest-engine.ts';
-import { conflictName } from './conflict-name.ts';
 import { checkAlive, decidePatch, header, overMaxUploadSize, tooLarge, type CreationPlan, type HeaderBag, type TusLimits } from './decide-tus.ts';
 import { isDataIdle, isTempOrphan } from './decide-sweep.ts';
 import { ingestBody } from './ingest-body.ts';
-import { checkName, checkTargetFolder, childPath, ensureTargetFolder, entryExists, mapWriteError, nameExists, publishFile, type ConflictPolicy } from './publish-file.ts';
+import { checkName, checkTargetFolder, childPath, entryExists, mapWriteError, type ConflictPolicy } from './publish-file.ts';
 import { recordDigests } from './record-digests.ts';
 import { CHECKSUM_ALGORITHMS, headerInvalid, parseUploadChecksum, uploadIdFromUrl, type ChecksumAlgorithm, type UploadChecksum } from './tus-headers.ts';
 import type { UploadLock, UploadLocker } from './upload-lock.ts';
 import { isExpired, isGone, isPending, type UploadRecord } from './upload-record.ts';
-import { UploadStore } from './upload-store.ts';
+import { UploadStore, checkpointOf, stagedRef } from './upload-store.ts';
 
 /** The logger a capability is handed (pino's Logger satisfies it). */
 export interface UploadLogger {
@@ -363,34 +359,31 @@ export class TusService {
    */
   async #writeChunk(record: UploadRecord, plan: ReturnType<typeof decidePatch>, input: BodyInput, signal: AbortSignal, takeoverSignal: AbortSignal): Promise<WriteOutcome> {
     const id = record.id;
-    let fh;
-    try {
-      fh = await this.#store.openData(id);
-    } catch (err) {
-      throw mapWriteError(err);
-    }
     let current: UploadRecord = { ...record, length: plan.length };
+    let writer: StagedWriter;
+    try {
+      writer = await this.#store.staging.open(id, checkpointOf(record));
+    } catch (err) {
+      const durable = isFerryError(err) && err.code === 'FERRY_ERR_UPLOAD_OFFSET_MISMATCH' ? err.extra.durable : undefined;
+      if (typeof durable !== 'number') throw mapWriteError(err);
+      // The storage lost acknowledged bytes (it lied about a sync): report what is really there.
+      const staged = err instanceof FerryError ? (err.extra.checkpoint as StagedCheckpoint | undefined) : undefined;
+      current = { ...current, offset: durable, staged: staged ?? { offset: durable } };
+      await this.#store.put(current);
+      this.#store.setDigest(id, undefined);
+      const error = new FerryError('FERRY_ERR_UPLOAD_OFFSET_MISMATCH', `only ${durable} bytes are stored`, { headers: { 'upload-offset': String(durable) } });
+      return { record: current, error, takenOver: false, bodyConsumed: false };
+    }
     publish(channels.uploadActive, { delta: 1 });
     try {
-      const size = (await fh.stat()).size;
-      if (size < record.offset) {
-        // The disk lost acknowledged bytes (it lied about fsync): report what is really there.
-        current = { ...current, offset: size };
-        await this.#store.put(current);
-        this.#store.setDigest(id, undefined);
-        throw new FerryError('FERRY_ERR_UPLOAD_OFFSET_MISMATCH', `only ${size} bytes are stored`, { headers: { 'upload-offset': String(size) } });
-      }
-      if (size > record.offset) await fh.truncate(record.offset);
       const committed = this.#store.digest(id) ?? (record.offset === 0 ? this.#store.digests.empty() : undefined);
       const running: RunningDigest | undefined = committed?.offset === record.offset ? committed.fork() : undefined;
       const chunkDigests = new Map<ChecksumAlgorithm, Digester>();
       if (plan.checksum !== undefined) chunkDigests.set(plan.checksum.algorithm, createDigester(plan.checksum.algorithm));
       else if (plan.checksumInTrailer) for (const a of CHECKSUM_ALGORITHMS) chunkDigests.set(a, createDigester(a));
       const verify = chunkDigests.size > 0;
-      const fileHandle = fh;
       const result = await ingestBody({
-        file: fh,
-        position: record.offset,
+        writer,
         maxBytes: plan.maxBytes,
         tooLarge: () => tooLarge(plan.length ?? plan.maxBytes + record.offset, 'the body passes the upload length'),
         body: input.body,
@@ -403,11 +396,11 @@ export class TusService {
         ...(verify ? {} : {
           checkpoint: {
             everyBytes: this.#checkpointBytes,
-            run: async (written: number) => {
-              // Taken now: the writes that follow must not leak into what this checkpoint claims.
+            run: async (commit) => {
+              // Taken now, with the commit: the writes that follow are not part of what it claims.
               const snapshot = running?.snapshot();
-              await fileHandle.datasync();
-              current = { ...current, offset: record.offset + written, expiresAt: this.#now() + this.#o.expiryMs, dataSyncedAt: Date.now() };
+              const cp = await commit;
+              current = { ...current, offset: cp.offset, staged: cp, expiresAt: this.#now() + this.#o.expiryMs, dataSyncedAt: Date.now() };
               await this.#store.put(current);
               if (snapshot !== undefined) this.#store.setDigest(id, snapshot);
             },
@@ -438,19 +431,19 @@ export class TusService {
       }
       if (error !== undefined && !isFerryError(error)) error = mapWriteError(error);
       const newOffset = record.offset + keep;
-      if (keep < result.bytesWritten) await fh.truncate(newOffset).catch(() => {});
+      // Back to the last commit (which is where `keep` ends when not everything is kept).
+      if (keep < result.bytesWritten) await writer.rollback().catch(() => {});
       const lengthChanged = plan.declareLength !== undefined && record.length === null;
       if (newOffset !== current.offset || lengthChanged) {
         try {
-          await fh.datasync();
-          current = { ...current, offset: newOffset, expiresAt: this.#now() + this.#o.expiryMs, dataSyncedAt: Date.now() };
+          const cp = await writer.commit();
+          current = { ...current, offset: cp.offset, staged: cp, expiresAt: this.#now() + this.#o.expiryMs, dataSyncedAt: Date.now() };
           await this.#store.put(current);
           if (keep === result.bytesWritten && running !== undefined) this.#store.setDigest(id, running.snapshot());
         } catch (err) {
           // The new offset is not durable: fall back to what is.
-          const durable = (await this.#store.get(id)) ?? record;
-          await fh.truncate(durable.offset).catch(() => {});
-          current = durable;
+          // (The staged bytes past it are dropped when the upload is opened at its checkpoint next.)
+          current = (await this.#store.get(id)) ?? record;
           error ??= mapWriteError(err);
           if (!isFerryError(error)) error = mapWriteError(error);
         }
@@ -467,7 +460,7 @@ export class TusService {
       return { record: current, error: mapWriteError(err), takenOver: false, bodyConsumed: false };
     } finally {
       publish(channels.uploadActive, { delta: -1 });
-      await fh.close().catch(() => {});
+      await writer.close().catch(() => {});
     }
   }
 
@@ -498,7 +491,6 @@ export class TusService {
   async #finalize(record: UploadRecord): Promise<UploadRecord> {
     const id = record.id;
     const length = record.length ?? record.offset;
-    const data = this.#store.dataPath(id);
     const log = this.#log(record);
     if (record.state === 'publishing' && record.target !== undefined) {
       const recovered = await this.#recoverPublish(record);
@@ -508,14 +500,13 @@ export class TusService {
     let digest: DigestResult | undefined = state?.offset === length ? await state.result().catch(() => undefined) : undefined;
     if (digest === undefined) {
       log.info({ event: 'digest-from-disk', bytes: length }, 'computing the upload digests from the stored data (no running state, e.g. after a restart)');
-      digest = await this.#store.readDigest(data, length);
+      digest = await this.#store.readDigest(stagedRef({ ...record, offset: length }));
     }
     const { sha256, crc32 } = digest;
     if (record.intent.sha256 !== undefined && record.intent.sha256 !== sha256) {
       await this.#fail(record, 'sha256 metadata does not match the uploaded data');
       throw new FerryError('FERRY_ERR_UPLOAD_FILE_DIGEST_MISMATCH', `the uploaded data has sha256 ${sha256}, the metadata said ${record.intent.sha256}; nothing was published`);
     }
-    if (length === 0) await (await this.#store.openData(id)).close();
     let publishing: UploadRecord = { ...record, offset: length, state: 'publishing' };
     await this.#store.put(publishing);
     let result;
@@ -524,19 +515,13 @@ export class TusService {
       folder = await checkTargetFolder(this.#o.storage, record.intent.folder, this.#o.dotfiles);
       const name = record.intent.filename ?? id;
       checkName(name, this.#o.dotfiles);
-      const dir = await ensureTargetFolder(this.#o.storage, folder);
       const target = folder;
-      try {
-        result = await publishFile(data, dir, name, this.#o.onConflict, {
-          beforeAttempt: async (candidate) => {
-            publishing = { ...publishing, target: childPath(target, candidate).relative };
-            await this.#store.put(publishing);
-          },
-          journal: this.#o.meta,
-        });
-      } finally {
-        await dir.close();
-      }
+      result = await this.#o.storage.publish(stagedRef(publishing), childPath(folder, name), this.#o.onConflict, {
+        beforeAttempt: async (candidate) => {
+          publishing = { ...publishing, target: childPath(target, candidate).relative };
+          await this.#store.put(publishing);
+        },
+      });
     } catch (err) {
       const mapped = mapWriteError(err);
       if (isFerryError(mapped) && mapped.statusCode < 500) {
@@ -549,8 +534,7 @@ export class TusService {
     }
     const rel = childPath(folder, result.name);
     try {
-      const st = await this.#o.storage.stat(rel);
-      await recordDigests(this.#o.meta, rel.relative, st, sha256, crc32);
+      await recordDigests(this.#o.meta, rel.relative, result.stat, sha256, crc32);
     } catch (err) {
       log.warn({ err }, 'could not record the digests of the uploaded file');
     }
@@ -562,36 +546,28 @@ export class TusService {
     return done;
   }
 
-  /** A crash between link(2) and the record update: find where the data went. */
+  /**
+   * A crash after the staged upload became the file, before the record said so: the staged
+   * upload is gone and a file stands at the recorded target. (A crash between the storage's own
+   * steps, e.g. link(2) and the removal of the staged file, is finished by `storage.publish`.)
+   */
   async #recoverPublish(record: UploadRecord): Promise<UploadRecord | undefined> {
-    const data = this.#store.dataPath(record.id);
-    const dataStat = await fsStat(data).catch(() => undefined);
-    if (this.#o.storage.openFolder === undefined || record.target === undefined) return undefined;
-    const folder = await checkTargetFolder(this.#o.storage, record.intent.folder, this.#o.dotfiles).catch(() => undefined);
-    if (folder === undefined) return undefined;
-    const dir = await this.#o.storage.openFolder(folder, { create: false }).catch(() => undefined);
-    if (dir === undefined) return undefined;
-    const name = record.intent.filename ?? record.id;
-    const base = record.target.split('/').pop()!;
-    let published: string | undefined;
+    if (record.target === undefined) return undefined;
+    let target;
     try {
-      if (dataStat === undefined) {
-        // The data file is gone: it was renamed/linked then unlinked; the target holds it.
-        if (await nameExists(dir, base)) published = base;
-      } else if (dataStat.nlink > 1) {
-        for (let n = 0; n < 10_000; n++) {
-          const candidate = conflictName(name, n);
-          const st = await lstat(dir.entry(candidate)).catch(() => undefined);
-          if (st === undefined) break;
-          if (st.ino === dataStat.ino && st.dev === dataStat.dev) { published = candidate; break; }
-        }
-        if (published !== undefined) await unlink(data).catch(() => {});
-      }
-    } finally {
-      await dir.close();
+      target = parseDecodedPath(record.target);
+    } catch {
+      return undefined;
     }
-    if (published === undefined) return undefined;
-    const done: UploadRecord = { ...record, state: 'done', offset: record.length ?? record.offset, target: childPath(folder, published).relative };
+    if ((await this.#o.storage.entryType(target).catch(() => undefined)) !== 'file') return undefined;
+    try {
+      const probe = await this.#store.staging.read(stagedRef({ ...record, offset: record.length ?? record.offset }));
+      probe.destroy();
+      return undefined; // still staged: publish it (again)
+    } catch (err) {
+      if (!isFerryError(err) || err.code !== 'FERRY_ERR_UPLOAD_OFFSET_MISMATCH') return undefined;
+    }
+    const done: UploadRecord = { ...record, state: 'done', offset: record.length ?? record.offset, target: target.relative };
     await this.#store.put(done);
     this.#event(done, 'finished', { bytes: done.offset, target: done.target, recovered: true });
     return done;
@@ -639,20 +615,22 @@ export class TusService {
       const assembly = record.assembly ?? { part: 0, bytes: 0 };
       record = { ...record, state: 'assembling', assembly };
       await this.#store.put(record);
-      const finalData = this.#store.dataPath(finalId);
       let running: RunningDigest | undefined = assembly.part === 0 ? undefined : this.#store.digest(finalId)?.offset === assembly.bytes ? this.#store.digest(finalId)!.fork() : undefined;
       let bytes = assembly.bytes;
+      let staged: StagedCheckpoint | undefined = assembly.staged ?? (bytes > 0 ? { offset: bytes } : undefined);
       for (let k = assembly.part; k < parts.length; k++) {
         const part = parts[k]!;
         const partLength = part.length ?? 0;
         const partLock: UploadLock = await this.#o.locker.acquire(part.id, { waitMs: this.#o.lockWaitMs });
         try {
           if (k === 0) {
-            await this.#adoptFirstPart(part.id, finalData);
+            // The first part's staged upload becomes the final's (on local disk by rename, no copy).
+            staged = await this.#store.staging.concat(finalId, [stagedRef(part)]);
             const d = this.#store.digest(part.id);
             running = d?.offset === partLength ? d.fork() : undefined;
           } else {
-            await this.#appendPart(part.id, partLength, finalData, bytes, running);
+            if (running !== undefined) running = await this.#digestPart(part, running);
+            staged = await this.#store.staging.concat(finalId, [{ id: finalId, checkpoint: staged }, stagedRef(part)]);
           }
         } catch (err) {
           throw mapWriteError(err);
@@ -660,11 +638,11 @@ export class TusService {
           await partLock.release();
         }
         bytes += partLength;
-        record = { ...record, assembly: { part: k + 1, bytes } };
+        record = { ...record, assembly: { part: k + 1, bytes, ...(staged === undefined ? {} : { staged }) } };
         await this.#store.put(record);
         this.#store.setDigest(finalId, running?.snapshot());
       }
-      record = { ...record, offset: bytes, state: 'publishing' };
+      record = { ...record, offset: bytes, ...(staged === undefined ? {} : { staged }), state: 'publishing' };
       await this.#store.put(record);
       const done = await this.#finalize(record);
       for (const part of parts) {
@@ -677,34 +655,21 @@ export class TusService {
     }
   }
 
-  /** Moves the first partial's data file to become the final's (idempotent after a crash). */
-  async #adoptFirstPart(partId: string, finalData: string): Promise<void> {
+  /**
+   * Continues the final's running digest over a part's staged bytes, read once before they are
+   * appended (so the final's digests need no read of the whole file at the end). undefined when
+   * the part cannot be read (taken in already by an interrupted assembly).
+   */
+  async #digestPart(part: UploadRecord, running: RunningDigest): Promise<RunningDigest | undefined> {
     try {
-      await rename(this.#store.dataPath(partId), finalData);
-    } catch (err) {
-      if (errnoCode(err) !== 'ENOENT') throw err;
-      // Already moved by an earlier attempt, or an empty partial that never got a data file.
-      const fh = await this.#store.openData(path.basename(finalData, '.part'));
-      await fh.close();
-    }
-  }
-
-  async #appendPart(partId: string, partLength: number, finalData: string, position: number, running: RunningDigest | undefined): Promise<void> {
-    const fh = await this.#store.openData(path.basename(finalData, '.part'));
-    try {
-      await fh.truncate(position);
-      if (partLength === 0) return;
-      const source = createReadStream(this.#store.dataPath(partId), { start: 0, end: partLength - 1, highWaterMark: 1024 * 1024 });
-      const result = await ingestBody({
-        file: fh, position, maxBytes: partLength, body: source, signal: new AbortController().signal,
-        tooLarge: () => new FerryError('FERRY_ERR_INTERNAL', 'partial upload grew during assembly'),
-        observe: (chunk) => running?.update(chunk),
-      });
-      source.destroy();
-      if (!result.complete || result.bytesWritten !== partLength) throw result.error ?? new FerryError('FERRY_ERR_INTERNAL', `partial upload ${partId} is shorter than its length`);
-      await fh.datasync();
-    } finally {
-      await fh.close();
+      const stream = await this.#store.staging.read(stagedRef(part));
+      for await (const chunk of stream) {
+        const wait = running.update(chunk as Buffer);
+        if (wait !== undefined) await wait;
+      }
+      return running;
+    } catch {
+      return undefined;
     }
   }
 
@@ -742,36 +707,35 @@ export class TusService {
    * Uploads being written by this process are skipped (the writer holds the lock); files that
    * another live process sharing the state dir may be writing are left alone (decide-sweep.ts).
    */
-  async sweep(activeTempFiles: ReadonlySet<string>): Promise<SweepResult> {
+  async sweep(activeTempIds: ReadonlySet<string>): Promise<SweepResult> {
     const now = this.#now();
     let expired = 0;
     let kept = 0;
+    // What the staging area holds, with when each was last written (listed once per sweep).
+    const staged = new Map<string, number>();
+    for await (const e of this.#store.staging.list()) staged.set(e.id, e.modifiedMs);
     const live = new Set<string>();
     for await (const record of this.#store.all()) {
       if (isExpired(record, now)) {
-        const r = await this.#expire(record.id);
-        if (r === 'expired') { expired++; continue; }
+        const r = await this.#expire(record.id, staged.get(record.id));
+        if (r === 'expired') { expired++; staged.delete(record.id); continue; }
         if (r === 'in-use') kept++;
       }
       if (isPending(record)) live.add(record.id);
     }
     await this.#store.reconcilePending(live);
     let orphans = 0;
-    for (const name of await readdir(this.#store.dir).catch(() => [] as string[])) {
-      const file = path.join(this.#store.dir, name);
-      const m = /^([A-Za-z0-9_-]{22})\.part$/.exec(name);
-      if (m !== null) {
-        if (!live.has(m[1]!) && (await this.#removeOrphan(m[1]!))) orphans++;
+    for (const [id, modifiedMs] of staged) {
+      if (/^[A-Za-z0-9_-]{22}$/.test(id)) {
+        if (!live.has(id) && (await this.#removeOrphan(id))) orphans++;
         continue;
       }
-      if (!name.startsWith('put-')) continue;
-      const st = await fsStat(file).catch(() => undefined);
-      if (st === undefined) continue;
+      if (!id.startsWith('put-')) continue;
       const orphan = isTempOrphan({
-        name, mtimeMs: st.mtimeMs, nowMs: Date.now(), ownPid: process.pid, active: activeTempFiles.has(file), isProcessAlive: processExists,
+        name: id, mtimeMs: modifiedMs, nowMs: Date.now(), ownPid: process.pid, active: activeTempIds.has(id), isProcessAlive: processExists,
       });
       if (!orphan) { kept++; continue; }
-      await unlink(file).catch(() => {});
+      await this.#store.staging.remove(id).catch(() => {});
       orphans++;
     }
     return { expired, orphans, kept };
@@ -789,14 +753,14 @@ export class TusService {
       const record = await this.#store.get(id);
       if (record !== undefined && !isGone(record) && record.state !== 'done') return false;
       // A final upload that took a partial's data keeps it under its own id; a done partial has none.
-      await unlink(this.#store.dataPath(id)).catch(() => {});
+      await this.#store.staging.remove(id).catch(() => {});
       return true;
     } finally {
       await lock.release();
     }
   }
 
-  async #expire(id: string): Promise<'expired' | 'in-use' | 'not-expired'> {
+  async #expire(id: string, dataModifiedMs: number | undefined): Promise<'expired' | 'in-use' | 'not-expired'> {
     let lock: UploadLock;
     try {
       lock = await this.#o.locker.acquire(id, { waitMs: 0, polite: true });
@@ -807,8 +771,7 @@ export class TusService {
       const record = await this.#store.get(id);
       if (record === undefined || !isExpired(record, this.#now())) return 'not-expired';
       // The lock is this process's only: another one sharing the state dir may be writing it.
-      const dataStat = await fsStat(this.#store.dataPath(id)).catch(() => undefined);
-      if (!isDataIdle(dataStat?.mtimeMs, record.dataSyncedAt, Date.now())) return 'in-use';
+      if (!isDataIdle(dataModifiedMs, record.dataSyncedAt, Date.now())) return 'in-use';
       if (record.concat === 'final' && record.state === 'waiting') {
         // Lives as long as its partial uploads: re-check them.
         let until = record.expiresAt;

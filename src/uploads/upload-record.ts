@@ -3,6 +3,7 @@
  * offset lives here, apart from the data file's size: bytes past `offset` in the data file were
  * never acknowledged and are cut off before the next write (crash safety, issue 4 §2).
  */
+import type { StagedCheckpoint } from '../storage/index.ts';
 
 export const UPLOAD_NAMESPACE = 'tus-uploads';
 
@@ -34,6 +35,11 @@ export interface UploadRecord {
   readonly length: number | null;
   /** Acknowledged, durable offset. */
   readonly offset: number;
+  /**
+   * The staged upload's checkpoint at `offset`, as the storage backend returned it (written in
+   * the same record write as the offset). Absent in records of older versions: `{ offset }`.
+   */
+  readonly staged?: StagedCheckpoint;
   /** Upload-Metadata exactly as received (echoed by HEAD), or null. */
   readonly metadata: string | null;
   readonly intent: UploadIntentRecord;
@@ -45,7 +51,12 @@ export interface UploadRecord {
   /** Partial upload: the final upload that takes it in. */
   readonly finalId?: string;
   /** Final upload: parts already in the data file, and its size after them. */
-  readonly assembly?: { readonly part: number; readonly bytes: number };
+  readonly assembly?: {
+    readonly part: number;
+    readonly bytes: number;
+    /** The final's staged checkpoint after those parts. */
+    readonly staged?: StagedCheckpoint;
+  };
   readonly state: UploadState;
   /** Published path relative to the root (once `publishing` or `done`). */
   readonly target?: string;

@@ -3,11 +3,11 @@
  * tus service, the PUT options, and the sweeper (expired uploads, orphaned files) with its
  * timer. No HTTP here: the handlers (tus-handlers.ts, put-handler.ts) use these.
  */
-import type { Storage } from '../storage/index.ts';
+import { sweepWriteLeftovers, type Storage } from '../storage/index.ts';
 import type { MetaStore } from '../meta/index.ts';
 import type { TransferControl } from '../limits/index.ts';
 import { DigestEngine } from './digest-engine.ts';
-import { sweepPublishTemps, type ConflictPolicy } from './publish-file.ts';
+import type { ConflictPolicy } from './publish-file.ts';
 import type { PutOptions } from './put-upload.ts';
 import { TusService, sweepIntervalMs, type SweepResult, type UploadLogger } from './tus-service.ts';
 import { createInProcessUploadLocker, type UploadLocker } from './upload-lock.ts';
@@ -47,7 +47,7 @@ export interface UploadServices {
   readonly logger: UploadLogger;
   readonly service: TusService;
   readonly putOptions: PutOptions;
-  /** Temp files of PUTs in progress (the sweeper leaves them alone). */
+  /** Staged ids of PUTs in progress (the sweeper leaves them alone). */
   readonly activeTemps: Set<string>;
   /** One sweep now (expired uploads, orphaned files). */
   sweep(): Promise<SweepResult>;
@@ -60,7 +60,7 @@ export interface UploadServices {
 export async function createUploadServices(deps: UploadRouteDeps): Promise<UploadServices> {
   const cfg = deps.config;
   const digests = new DigestEngine();
-  const store = await UploadStore.create(deps.meta, cfg.stateDir, digests);
+  const store = new UploadStore(deps.meta, digests, deps.storage.staging);
   const logger = deps.logger.child({ area: 'uploads' });
   const service = new TusService({
     storage: deps.storage, meta: deps.meta, store, logger,
@@ -77,7 +77,7 @@ export async function createUploadServices(deps: UploadRouteDeps): Promise<Uploa
     const r = await service.sweep(activeTemps);
     // Cross-filesystem temp copies that a killed process left in target folders (same rule as
     // above: never one whose writer is still alive).
-    const publishTemps = await sweepPublishTemps(deps.storage, deps.meta);
+    const publishTemps = await sweepWriteLeftovers(deps.storage);
     const all: SweepResult = { ...r, orphans: r.orphans + publishTemps };
     if (all.expired > 0 || all.orphans > 0) logger.info({ event: 'sweep', ...all, publishTemps }, 'expired uploads and orphaned files removed');
     else logger.debug({ event: 'sweep', ...all, publishTemps }, 'upload sweep found nothing to remove');

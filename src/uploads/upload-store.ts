@@ -1,19 +1,17 @@
 /**
- * Upload state on disk: one data file per upload in `<state-dir>/uploads/<id>.part` and one
- * record per upload in the meta store. Ids are checked against UPLOAD_ID before they are ever
- * joined to a path, so a crafted id cannot name another file.
+ * Upload state: one staged upload per upload in the storage's staging area (`storage.staging`;
+ * on local disk `<state-dir>/uploads/<id>.part`) and one record per upload in the meta store.
+ * Ids are checked against UPLOAD_ID before they are ever used.
  *
  * Also keeps, in memory, the running sha-256/CRC-32 of each upload's acknowledged prefix, so
  * the whole-file digests are computed while receiving. After a restart that state is gone; the
- * digests are then computed by reading the data file once at the end (logged).
+ * digests are then computed by reading the staged bytes once at the end (logged).
  */
-import { createReadStream } from 'node:fs';
-import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
-import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { FerryError, errnoCode } from '../core/errors.ts';
+import { FerryError } from '../core/errors.ts';
 import { crc32 } from 'node:zlib';
 import type { MetaStore } from '../meta/index.ts';
+import type { StagedCheckpoint, StagedRef, Staging } from '../storage/index.ts';
 import type { DigestEngine, DigestResult, FileDigestState } from './digest-engine.ts';
 import { isUploadId } from './tus-headers.ts';
 import { TOMBSTONE_TTL_MS, UPLOAD_NAMESPACE, isGone, isPending, type UploadRecord } from './upload-record.ts';
@@ -35,39 +33,44 @@ interface PendingEntry {
   readonly at: number;
 }
 
+/**
+ * What a record says is durable in its staged upload: the checkpoint stored with the offset;
+ * records of older versions have only the offset (`{ offset }`); undefined for an upload that
+ * never committed anything.
+ */
+export function checkpointOf(record: UploadRecord): StagedCheckpoint | undefined {
+  if (record.staged !== undefined) return record.staged;
+  return record.offset === 0 ? undefined : { offset: record.offset };
+}
+
+/** The staged upload behind a record, at its checkpoint. */
+export function stagedRef(record: UploadRecord): StagedRef {
+  return { id: record.id, checkpoint: checkpointOf(record) };
+}
+
 export class UploadStore {
-  readonly dir: string;
   readonly #meta: MetaStore;
   readonly #digests = new Map<string, FileDigestState>();
   readonly digests: DigestEngine;
+  readonly staging: Staging;
 
-  private constructor(dir: string, meta: MetaStore, digests: DigestEngine) {
-    this.dir = dir;
+  constructor(meta: MetaStore, digests: DigestEngine, staging: Staging) {
     this.#meta = meta;
     this.digests = digests;
-  }
-
-  static async create(meta: MetaStore, stateDir: string, digests: DigestEngine): Promise<UploadStore> {
-    const dir = path.join(stateDir, 'uploads');
-    await mkdir(dir, { recursive: true });
-    return new UploadStore(dir, meta, digests);
+    this.staging = staging;
   }
 
   static newId(): string {
     return randomBytes(16).toString('base64url');
   }
 
-  dataPath(id: string): string {
-    if (!isUploadId(id)) throw new Error(`not an upload id: ${JSON.stringify(id)}`);
-    return path.join(this.dir, `${id}.part`);
-  }
-
   /**
-   * A fresh temp file name for PUT bodies: `put-<pid>-<random>.tmp`. The pid tells a sweep in
-   * another process sharing the state dir whose file it is (decide-sweep.ts).
+   * A fresh staged id for a PUT body: `put-<pid>-<random>` (on local disk the file
+   * `put-<pid>-<random>.tmp`). The pid tells a sweep in another process sharing the state dir
+   * whose upload it is (decide-sweep.ts).
    */
-  tempPath(): string {
-    return path.join(this.dir, `put-${process.pid}-${randomBytes(12).toString('hex')}.tmp`);
+  static newTempId(): string {
+    return `put-${process.pid}-${randomBytes(12).toString('hex')}`;
   }
 
   async get(id: string): Promise<UploadRecord | undefined> {
@@ -167,20 +170,11 @@ export class UploadStore {
     return this.#meta.get<string>(FINAL_OF_NAMESPACE, partialId);
   }
 
-  /** Opens (creating if needed) the data file for writing at any position. */
-  async openData(id: string): Promise<FileHandle> {
-    const p = this.dataPath(id);
-    try {
-      return await open(p, 'r+');
-    } catch (err) {
-      if (errnoCode(err) !== 'ENOENT') throw err;
-      return open(p, 'w+');
-    }
-  }
-
+  /** Removes an upload's staged bytes and its running digests (idempotent). */
   async removeData(id: string): Promise<void> {
     this.#digests.delete(id);
-    await unlink(this.dataPath(id)).catch((err: unknown) => { if (errnoCode(err) !== 'ENOENT') throw err; });
+    if (!isUploadId(id)) throw new Error(`not an upload id: ${JSON.stringify(id)}`);
+    await this.staging.remove(id);
   }
 
   digest(id: string): FileDigestState | undefined {
@@ -192,20 +186,21 @@ export class UploadStore {
     else this.#digests.set(id, state);
   }
 
-  /** The digests of the first `length` bytes of a data file, read from disk (after a restart). */
-  async readDigest(file: string, length: number, signal?: AbortSignal): Promise<DigestResult> {
+  /** The digests of a staged upload's committed bytes, read back (after a restart). */
+  async readDigest(source: StagedRef, signal?: AbortSignal): Promise<DigestResult> {
+    const length = source.checkpoint?.offset ?? 0;
     const sha = createHash('sha256');
     let crc = 0;
     let bytes = 0;
     if (length > 0) {
-      const stream = createReadStream(file, { start: 0, end: length - 1, highWaterMark: 1024 * 1024, ...(signal === undefined ? {} : { signal }) });
+      const stream = await this.staging.read(source, signal === undefined ? {} : { signal });
       for await (const chunk of stream) {
         sha.update(chunk as Buffer);
         crc = crc32(chunk as Buffer, crc);
         bytes += (chunk as Buffer).length;
       }
     }
-    if (bytes !== length) throw new FerryError('FERRY_ERR_INTERNAL', `the stored data ${path.basename(file)} is shorter than its acknowledged offset`);
+    if (bytes !== length) throw new FerryError('FERRY_ERR_INTERNAL', `the staged data of ${source.id} is shorter than its acknowledged offset`);
     return { sha256: sha.digest('hex'), crc32: crc >>> 0 };
   }
 }

@@ -69,8 +69,9 @@ test('a lock that cannot be taken within --upload-lock-wait answers 423', async 
   const root = path.join(tmp.dir, 'files');
   const { mkdir } = await import('node:fs/promises');
   await mkdir(root, { recursive: true });
-  const storage = await createLocalStorage({ root, dotfiles: 'deny', followSymlinks: 'inside' });
   const meta = await createEmbeddedMeta(path.join(tmp.dir, 'state'));
+  // Uploads are staged in the state dir, as the server wires it (src/server/create-server.ts).
+  const storage = await createLocalStorage({ root, dotfiles: 'deny', followSymlinks: 'inside', stagingDir: path.join(tmp.dir, 'state', 'uploads'), journal: meta });
   const locker = createInProcessUploadLocker();
   const app = Fastify({ logger: false });
   t.after(async () => { await app.close(); await meta.close(); });

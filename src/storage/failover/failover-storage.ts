@@ -7,7 +7,7 @@
  *   the backup. Any other answer, a 404 or a 400 included, is the answer: the backup may be
  *   stale, so it is never asked about a file the primary says does not exist.
  * - While the breaker is open, reads go straight to the backup.
- * - Writes (`openFolder`, `localPath`) use the primary only and answer
+ * - Writes (staging, publish, remove, entryType) use the primary only and answer
  *   FERRY_ERR_STORAGE_UNAVAILABLE (503, Retry-After) while its breaker is open.
  * - A stream already reading from the primary when it fails is cut, never continued from the
  *   backup (both may hold different versions); continuing at the same offset when both hold
@@ -17,7 +17,7 @@ import type { Readable } from 'node:stream';
 import { FerryError } from '../../core/errors.ts';
 import { channels, publish, type StorageCircuitEvent } from '../../core/channels.ts';
 import type { SafePath } from '../../core/safe-path.ts';
-import type { ByteRange, FileHandleReader, FileStat, ListOptions, ListResult, LocalFolderHandle, OpenReadOptions, PublishMode, PublishOptions, PublishResult, StagedCheckpoint, StagedEntry, StagedRef, StagedWriter, Staging, Storage, StorageHealth, WalkEntry } from '../types.ts';
+import type { ByteRange, FileHandleReader, FileStat, ListOptions, ListResult, OpenReadOptions, PublishMode, PublishOptions, PublishResult, StagedCheckpoint, StagedEntry, StagedRef, StagedWriter, Staging, Storage, StorageHealth, WalkEntry } from '../types.ts';
 import { INITIAL_BREAKER, breakerRetryAfterMs, decideBreaker, type BreakerEvent, type BreakerOptions, type BreakerState, type BreakerTransition } from './circuit-breaker.ts';
 
 export interface FailoverStorageOptions extends BreakerOptions {
@@ -103,8 +103,6 @@ export class FailoverStorage implements Storage {
   readonly #now: () => number;
   readonly #onTransition: FailoverStorageOptions['onTransition'];
   #state: BreakerState = INITIAL_BREAKER;
-  readonly localPath?: (path: SafePath) => string;
-  readonly openFolder?: (path: SafePath, options: { create: boolean; signal?: AbortSignal }) => Promise<LocalFolderHandle>;
 
   constructor(options: FailoverStorageOptions) {
     this.#primary = options.primary;
@@ -115,14 +113,6 @@ export class FailoverStorage implements Storage {
     if (options.startOpen !== undefined) {
       this.#state = { name: 'open', openedAt: this.#now() };
       this.#onTransition?.({ backend: 'primary', from: 'closed', to: 'open', reason: `unavailable at start: ${options.startOpen}` });
-    }
-    const localPath = options.primary.localPath?.bind(options.primary);
-    if (localPath !== undefined) {
-      this.localPath = (path) => { this.#refuseWritesWhileOpen(); return localPath(path); };
-    }
-    const openFolder = options.primary.openFolder?.bind(options.primary);
-    if (openFolder !== undefined) {
-      this.openFolder = async (path, opts) => { this.#refuseWritesWhileOpen(); return openFolder(path, opts); };
     }
   }
 
@@ -156,6 +146,13 @@ export class FailoverStorage implements Storage {
       if (isAvailabilityFailure(err)) this.#step('failure');
       throw err;
     }
+  }
+
+  /** The primary's crash leftovers (local: cross-filesystem publish temps); writes live there only. */
+  async sweepWriteLeftovers(nowMs?: number): Promise<number> {
+    const primary = this.#primary as Storage & { sweepWriteLeftovers?: (nowMs?: number) => Promise<number> };
+    if (typeof primary.sweepWriteLeftovers !== 'function' || this.#state.name === 'open') return 0;
+    return primary.sweepWriteLeftovers(nowMs);
   }
 
   /** The primary's breaker state now. */

@@ -14,14 +14,18 @@
  * does not exist (not Linux), each open is checked by resolving the path again and comparing
  * the (dev, inode) of what was opened: best effort, documented in docs/security.md.
  */
-import { mkdir, open, opendir, readlink, realpath, stat as fsStat, lstat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, opendir, readlink, realpath, stat as fsStat, lstat, unlink, type FileHandle } from 'node:fs/promises';
 import { constants as fsConstants, type BigIntStats } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { FerryError, errnoCode } from '../../core/errors.ts';
-import type { SafePath } from '../../core/safe-path.ts';
+import { toFileStat } from './file-stat.ts';
+import { parseDecodedPath, type SafePath } from '../../core/safe-path.ts';
 import type { ByteRange, LocalFolderHandle, FileHandleReader, FileStat, ListEntry, ListOptions, ListResult, OpenReadOptions, Storage, WalkEntry } from '../types.ts';
-import type { PublishResult, Staging } from '../types.ts';
+import type { PublishMode, PublishOptions, PublishResult, StagedRef, Staging } from '../types.ts';
+import { LocalStaging } from './local-staging.ts';
+import { publishStaged, sweepPublishTemps, type WriteJournal } from './local-publish.ts';
+import { mapLocalWriteError } from './write-errors.ts';
 
 export interface LocalStorageOptions {
   /** Absolute or relative root folder; created by the caller. */
@@ -34,6 +38,13 @@ export interface LocalStorageOptions {
    * closes, so an aborted download still releases it at once.
    */
   readonly openFileReuseMs?: number;
+  /**
+   * Where staged uploads live (the server: `<state-dir>/uploads`); created at start. Without
+   * it the storage takes no writes (a read-only backup).
+   */
+  readonly stagingDir?: string;
+  /** Where a cross-filesystem publish notes its temp copy (the server's meta store). */
+  readonly journal?: WriteJournal;
 }
 
 /** One open file shared by the concurrent readers of a path (see openFileReuseMs). */
@@ -48,18 +59,6 @@ interface SharedHandle {
 const DEFAULT_HIGH_WATER_MARK = 256 * 1024;
 /** Linux PATH_MAX: a path this long cannot be opened by name. */
 const PATH_MAX = 4096;
-
-function toFileStat(st: BigIntStats): FileStat {
-  return {
-    type: st.isDirectory() ? 'directory' : 'file',
-    size: Number(st.size),
-    mtimeMs: Number(st.mtimeNs / 1_000_000n),
-    mtimeNs: st.mtimeNs,
-    ino: st.ino,
-    dev: st.dev,
-    mode: Number(st.mode),
-  };
-}
 
 const { O_RDONLY, O_NONBLOCK, O_DIRECTORY, O_NOFOLLOW } = fsConstants;
 
@@ -191,17 +190,105 @@ function childOf(dir: SafePath, name: string): SafePath {
 }
 
 export class LocalStorage implements Storage {
-  // Interim: the write half is being built (issue 9). Replaced in the branch that implements it.
-  readonly staging: Staging = {
-    open: () => Promise.reject(notYet()),
-    read: () => Promise.reject(notYet()),
-    concat: () => Promise.reject(notYet()),
-    remove: () => Promise.reject(notYet()),
-    list: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(notYet()) }) }),
-  };
-  publish(..._args: Parameters<Storage['publish']>): Promise<PublishResult> { return Promise.reject(notYet()); }
-  remove(..._args: Parameters<Storage['remove']>): Promise<boolean> { return Promise.reject(notYet()); }
-  entryType(..._args: Parameters<Storage['entryType']>): Promise<'file' | 'directory' | 'other' | undefined> { return Promise.reject(notYet()); }
+  // --- the write half (local-staging.ts, local-publish.ts) ---------------------------
+
+  /** Staged uploads in the staging dir; refused when the storage was built without one (a read-only backup). */
+  get staging(): Staging {
+    return this.#staging ?? NO_STAGING;
+  }
+
+  /**
+   * Publishes a staged upload at `target`, atomically, inside the folder opened (and created
+   * level by level) through verified descriptors; see local-publish.ts.
+   */
+  async publish(source: StagedRef, target: SafePath, mode: PublishMode, options: PublishOptions = {}): Promise<PublishResult> {
+    const staging = this.#requireStaging();
+    const name = target.segments.at(-1);
+    if (name === undefined) throw new FerryError('FERRY_ERR_PATH_INVALID', 'a file needs a name');
+    if (target.hidden && this.#options.dotfiles === 'deny') throw new FerryError('FERRY_ERR_PATH_INVALID', 'names starting with "." are not accepted (--dotfiles deny)');
+    const sourceFile = staging.file(source.id);
+    let folder: LocalFolder;
+    try {
+      folder = await this.openFolder(parentOf(target), { create: true, ...(options.signal === undefined ? {} : { signal: options.signal }) });
+    } catch (err) {
+      throw mapLocalWriteError(err);
+    }
+    try {
+      return await publishStaged({
+        source: sourceFile, offset: source.checkpoint?.offset, folder, name, mode,
+        beforeAttempt: options.beforeAttempt, journal: this.#options.journal, signal: options.signal,
+      });
+    } finally {
+      await folder.close();
+    }
+  }
+
+  /** Unlinks a file through its verified folder; never a folder, a link or a hidden name. */
+  async remove(target: SafePath, options: { signal?: AbortSignal } = {}): Promise<boolean> {
+    const name = target.segments.at(-1);
+    if (name === undefined) throw new FerryError('FERRY_ERR_PATH_IS_DIRECTORY', 'the root is a folder');
+    if (target.hidden && this.#options.dotfiles === 'deny') throw notFound();
+    let folder: LocalFolder;
+    try {
+      folder = await this.openFolder(parentOf(target), { create: false, ...(options.signal === undefined ? {} : { signal: options.signal }) });
+    } catch (err) {
+      if (err instanceof FerryError && (err.code === 'FERRY_ERR_PATH_NOT_FOUND' || err.code === 'FERRY_ERR_PATH_NOT_DIRECTORY')) return false;
+      throw err;
+    }
+    try {
+      const entry = folder.entry(name);
+      const st = await lstat(entry).catch((err: unknown) => { if (errnoCode(err) === 'ENOENT') return undefined; throw err; });
+      if (st === undefined) return false;
+      if (st.isDirectory()) throw new FerryError('FERRY_ERR_PATH_IS_DIRECTORY', `"${target.relative}" is a folder; folders are never removed`);
+      if (!st.isFile()) throw notFound();
+      try {
+        await unlink(entry);
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') return false;
+        throw err;
+      }
+      await folder.sync();
+      return true;
+    } finally {
+      await folder.close();
+    }
+  }
+
+  /**
+   * What stands at `p`: through the jail first (a link inside the root counts as what it
+   * points to); something the jail hides (a link out of the root, a hidden name, a FIFO) is
+   * `other`, so an upload never replaces it. By path: for prechecks only, publishing decides
+   * again through the verified folder.
+   */
+  async entryType(p: SafePath, _options?: { signal?: AbortSignal }): Promise<'file' | 'directory' | 'other' | undefined> {
+    try {
+      return (await this.stat(p)).type;
+    } catch (err) {
+      if (!(err instanceof FerryError) || err.code !== 'FERRY_ERR_PATH_NOT_FOUND') throw err;
+    }
+    try {
+      await lstat(this.localPath(p));
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') return undefined;
+    }
+    return 'other';
+  }
+
+  /**
+   * Removes the cross-filesystem temp copies a killed process left in target folders (noted in
+   * the journal); 0 without a journal. The upload sweeper calls it through
+   * `sweepWriteLeftovers`.
+   */
+  async sweepWriteLeftovers(nowMs = Date.now()): Promise<number> {
+    const journal = this.#options.journal;
+    if (journal === undefined) return 0;
+    return sweepPublishTemps((relative) => this.openFolder(parseDecodedPath(relative), { create: false }), journal, nowMs);
+  }
+
+  #requireStaging(): LocalStaging {
+    if (this.#staging === undefined) throw noStaging();
+    return this.#staging;
+  }
 
   readonly #root: string;
   readonly #options: LocalStorageOptions;
@@ -209,7 +296,10 @@ export class LocalStorage implements Storage {
   /** Opens are verified through /proc/self/fd (race-free) rather than by resolving the path again. */
   readonly #proc: boolean;
 
-  private constructor(realRoot: string, options: LocalStorageOptions, proc: boolean) {
+  readonly #staging: LocalStaging | undefined;
+
+  private constructor(realRoot: string, options: LocalStorageOptions, proc: boolean, staging: LocalStaging | undefined) {
+    this.#staging = staging;
     this.#root = realRoot;
     this.#options = options;
     this.#proc = proc;
@@ -218,7 +308,8 @@ export class LocalStorage implements Storage {
   /** Resolves the root's real path once and probes /proc/self/fd (no I/O in constructors). */
   static async create(options: LocalStorageOptions): Promise<LocalStorage> {
     const realRoot = await realpath(options.root);
-    return new LocalStorage(realRoot, { ...options }, await probeProcFd());
+    const staging = options.stagingDir === undefined ? undefined : await LocalStaging.create(options.stagingDir);
+    return new LocalStorage(realRoot, { ...options }, await probeProcFd(), staging);
   }
 
   get root(): string { return this.#root; }
@@ -613,4 +704,20 @@ class MaxNameHeap {
   }
 }
 
-function notYet(): FerryError { return new FerryError('FERRY_ERR_STORAGE_UNAVAILABLE', 'this backend does not accept writes yet'); }
+function noStaging(): FerryError {
+  return new FerryError('FERRY_ERR_STORAGE_UNAVAILABLE', 'this storage takes no uploads (built without a staging dir)');
+}
+
+/** The staging of a storage built without a staging dir: refuses everything, lists nothing. */
+const NO_STAGING: Staging = {
+  open: () => Promise.reject(noStaging()),
+  read: () => Promise.reject(noStaging()),
+  concat: () => Promise.reject(noStaging()),
+  remove: () => Promise.reject(noStaging()),
+  list: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve({ done: true as const, value: undefined }) }) }),
+};
+
+function parentOf(p: SafePath): SafePath {
+  const segments = p.segments.slice(0, -1);
+  return { segments, relative: segments.join('/'), hidden: segments.some((s) => s.startsWith('.')) };
+}

@@ -29,8 +29,6 @@ function switchable(inner: LocalStorage): { storage: Storage; setDown(v: boolean
     publish: async (src, p, mode, o) => { gate(); return inner.publish(src, p, mode, o); },
     remove: async (p, o) => { gate(); return inner.remove(p, o); },
     entryType: async (p, o) => { gate(); return inner.entryType(p, o); },
-    localPath: (p) => inner.localPath(p),
-    openFolder: (p, o) => inner.openFolder(p, o),
   };
   return { storage, setDown(v) { down = v; }, calls: () => calls };
 }
@@ -93,8 +91,8 @@ test('an unavailable primary: the same read is retried on the backup; the breake
   assert.deepEqual(walked, ['a.txt']);
   assert.equal(primary.calls(), before);
   assert.deepEqual(await storage.check(), { degraded: 'primary' });
-  await assert.rejects(storage.openFolder!(P('docs'), { create: false }), (e: unknown) => e instanceof FerryError && e.code === 'FERRY_ERR_STORAGE_UNAVAILABLE' && e.headers['retry-after'] === '1');
-  assert.throws(() => storage.localPath!(P('docs/x')), (e: unknown) => e instanceof FerryError && e.statusCode === 503);
+  await assert.rejects(storage.entryType(P('docs')), (e: unknown) => e instanceof FerryError && e.code === 'FERRY_ERR_STORAGE_UNAVAILABLE' && e.headers['retry-after'] === '1');
+  await assert.rejects(storage.remove(P('docs/x')), (e: unknown) => e instanceof FerryError && e.statusCode === 503);
 
   // Cool-down over while still down: the probe fails and the breaker opens again.
   advance(500);
@@ -107,8 +105,7 @@ test('an unavailable primary: the same read is retried on the backup; the breake
   assert.equal(await readAll(storage, 'docs/a.txt'), 'primary\n');
   assert.deepEqual(transitions.slice(3), ['open>half-open', 'half-open>closed']);
   assert.equal(await storage.check(), undefined);
-  const folder = await storage.openFolder!(P('docs'), { create: false });
-  await folder.close();
+  assert.equal(await storage.entryType(P('docs')), 'directory');
 });
 
 test('a walk that fails before its first entry falls over; a 404 walk does not', async (t) => {

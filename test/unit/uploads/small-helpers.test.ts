@@ -1,7 +1,7 @@
 /** Pure helpers: conflict names, RFC 9530 digest fields, the Location base URL. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { conflictName, splitExtension } from '../../../src/uploads/conflict-name.ts';
+import { conflictName, splitExtension } from '../../../src/storage/conflict-name.ts';
 import { parseDigestFields, formatSha256Digest } from '../../../src/uploads/digest-fields.ts';
 import { requestBaseUrl } from '../../../src/uploads/base-url.ts';
 import { FerryError } from '../../../src/core/errors.ts';
