@@ -2,7 +2,6 @@
  * Composition root: builds the Fastify app, wires storage, meta, observability and every
  * capability's routes, and owns the lifecycle (listen, drain, close).
  */
-import { mkdir } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -10,7 +9,7 @@ import { Readable } from 'node:stream';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { FerryConfig } from '../config/index.ts';
 import { FerryError, toProblem } from '../core/index.ts';
-import { createFailoverStorage, createStorage, FailoverStorage, type Storage, type StorageChoice, type WriteJournal } from '../storage/index.ts';
+import { createFailoverStorage, createLocalRoot, createStorage, FailoverStorage, type Storage, type StorageChoice, type WriteJournal } from '../storage/index.ts';
 import { createEmbeddedMeta, type MetaStore } from '../meta/index.ts';
 import { createLogger, redactUrl, type Logger } from '../observability/logger.ts';
 import { createMetrics, type FerryMetrics } from '../observability/metrics.ts';
@@ -102,8 +101,8 @@ function storageChoice(config: FerryConfig, journal: WriteJournal): StorageChoic
 }
 
 export async function createFerryServer(config: FerryConfig, options: CreateServerOptions = {}): Promise<FerryServer> {
-  await mkdir(config.root, { recursive: true });
-  await mkdir(config.stateDir, { recursive: true });
+  // The meta store creates the state dir; the served root is created here on a fresh install.
+  await createLocalRoot(config.root);
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const meta = await createEmbeddedMeta(config.stateDir);
   const storage = await buildStorage(config, logger, meta).catch(async (err: unknown) => { await meta.close(); throw err; });

@@ -6,12 +6,18 @@ export type { WriteJournal } from './local/local-publish.ts';
 export { ORPHAN_IDLE_MS, decidePublishTemp, type PublishTempSweepInput } from './local/decide-publish-temp.ts';
 export { conflictName, splitExtension } from './conflict-name.ts';
 export { S3Storage, type S3StorageOptions, mapS3Error, listFloor } from './s3/s3-storage.ts';
+import { mkdir } from 'node:fs/promises';
 import { LocalStorage, type LocalStorageOptions } from './local/local-storage.ts';
 import { S3Storage, type S3StorageOptions } from './s3/s3-storage.ts';
 import type { Storage } from './types.ts';
 import { FailoverStorage, isAvailabilityFailure, type FailoverStorageOptions } from './failover/failover-storage.ts';
 import { DeferredStorage } from './failover/deferred-storage.ts';
 import type { BreakerOptions } from './failover/circuit-breaker.ts';
+
+/** Creates the served root folder when it is missing (a fresh install); nothing when it exists. */
+export async function createLocalRoot(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+}
 
 /** The embedded default backend. */
 export function createLocalStorage(options: LocalStorageOptions): Promise<LocalStorage> {

@@ -138,6 +138,30 @@ test('pure areas (the table\'s "pure" column: http, zip, limits, auth) do no I/O
   assert.deepEqual(bad.map((e) => `${path.relative(SRC, e.from)} imports ${e.spec}`), []);
 });
 
+/**
+ * The filesystem table: `| \`storage/**\` | why |` (a folder and everything below it) or
+ * `| \`server/x.ts\` | why |` (one file), paths relative to src/.
+ */
+function parseFsTable(): string[] {
+  return [...section('Who may touch the filesystem').matchAll(/^\|\s*`([a-z0-9./*-]+)`\s*\|/gm)].map((m) => m[1]!);
+}
+
+const FS_MODULE = /^(node:)?fs(\/promises)?$/;
+
+// On the code before issue 9 this failed: uploads/tus-service.ts, upload-store.ts, put-upload.ts,
+// publish-file.ts and ingest-body.ts imported node:fs and wrote behind Storage's back.
+test('only storage and meta backends, config, key loading, the client\'s output (and the /proc readers the doc names) import node:fs', () => {
+  const allowed = parseFsTable();
+  // The rule the doc must keep: the upload and read routes reach files only through Storage.
+  for (const a of allowed) assert.ok(!/^(uploads|serve|http|zip|limits)\//.test(a), `docs/architecture.md lets ${a} touch the filesystem`);
+  for (const a of ['storage/**', 'meta/**', 'config/**']) assert.ok(allowed.includes(a), `${a} is in the filesystem table`);
+  const ok = (rel: string): boolean => allowed.some((a) => (a.endsWith('/**') ? rel.startsWith(a.slice(0, -2)) : rel === a));
+  const bad = collectEdges()
+    .filter((e) => FS_MODULE.test(e.spec) && !ok(path.relative(SRC, e.from).split(path.sep).join('/')))
+    .map((e) => `${path.relative(SRC, e.from)} imports ${e.spec}`);
+  assert.deepEqual(bad, []);
+});
+
 test('no import cycles between areas', () => {
   const graph = new Map<string, Set<string>>();
   for (const e of collectEdges()) {
