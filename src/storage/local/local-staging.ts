@@ -20,8 +20,10 @@ import { mapLocalWriteError } from './write-errors.ts';
 
 /** What callers may name a staged upload (types.ts: letters, digits, `-`, `_`; at most 64). */
 const STAGED_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** PUT bodies' ids (`put-<pid>-<hex>`, or `put-<hex>` from older versions): their files end in `.tmp`. */
+const PUT_ID = /^put-(?:[1-9][0-9]{0,9}-)?[0-9a-f]+$/;
 /** Data file names in the staging dir, and the id each stands for. */
-const STAGED_FILE = /^([A-Za-z0-9_-]{1,64})\.part$|^(put-[A-Za-z0-9_-]{1,60})\.tmp$/;
+const STAGED_FILE = /^([A-Za-z0-9_-]{1,64})\.part$|^(put-[0-9a-f-]{1,60})\.tmp$/;
 
 export function checkStagedId(id: string): void {
   if (!STAGED_ID.test(id)) {
@@ -51,7 +53,7 @@ export class LocalStaging implements Staging {
   /** Where a staged upload's bytes are. PUT bodies keep their historical `.tmp` suffix. */
   file(id: string): string {
     checkStagedId(id);
-    return path.join(this.dir, id.startsWith('put-') ? `${id}.tmp` : `${id}.part`);
+    return path.join(this.dir, PUT_ID.test(id) ? `${id}.tmp` : `${id}.part`);
   }
 
   async open(id: string, checkpoint: StagedCheckpoint | undefined, options: { signal?: AbortSignal } = {}): Promise<StagedWriter> {
@@ -181,7 +183,7 @@ export class LocalStaging implements Staging {
     for await (const ent of d) {
       options.signal?.throwIfAborted();
       const m = STAGED_FILE.exec(ent.name);
-      if (m === null) continue;
+      if (m === null || (m[2] !== undefined && !PUT_ID.test(m[2]))) continue;
       const st = await fsStat(path.join(this.dir, ent.name)).catch(() => undefined);
       if (st === undefined || !st.isFile()) continue;
       yield { id: (m[1] ?? m[2])!, modifiedMs: st.mtimeMs };
