@@ -1,4 +1,4 @@
-export type { Storage, Staging, StagedCheckpoint, StagedRef, StagedEntry, StagedWriter, PublishMode, PublishOptions, PublishResult, LocalFolderHandle, FileStat, FileHandleReader, ByteRange, ListEntry, ListOptions, ListResult, OpenReadOptions, StorageHealth, WalkEntry } from './types.ts';
+export type { Storage, PresignGetOptions, Staging, StagedCheckpoint, StagedRef, StagedEntry, StagedWriter, PublishMode, PublishOptions, PublishResult, LocalFolderHandle, FileStat, FileHandleReader, ByteRange, ListEntry, ListOptions, ListResult, OpenReadOptions, StorageHealth, WalkEntry } from './types.ts';
 export { FailoverStorage, isAvailabilityFailure, type FailoverStorageOptions, type MidStreamFailover } from './failover/failover-storage.ts';
 export { decideSameVersion, type VersionVerdict } from './failover/same-version.ts';
 export { decideBreaker, type BreakerState, type BreakerOptions, type BreakerTransition } from './failover/circuit-breaker.ts';

@@ -17,7 +17,7 @@ import { Readable } from 'node:stream';
 import { FerryError } from '../../core/errors.ts';
 import { channels, publish, type StorageCircuitEvent } from '../../core/channels.ts';
 import type { SafePath } from '../../core/safe-path.ts';
-import type { ByteRange, FileHandleReader, FileStat, ListOptions, ListResult, LocalFolderHandle, OpenReadOptions, PublishMode, PublishOptions, PublishResult, StagedCheckpoint, StagedEntry, StagedRef, StagedWriter, Staging, Storage, StorageHealth, WalkEntry } from '../types.ts';
+import type { ByteRange, FileHandleReader, FileStat, ListOptions, ListResult, LocalFolderHandle, OpenReadOptions, PresignGetOptions, PublishMode, PublishOptions, PublishResult, StagedCheckpoint, StagedEntry, StagedRef, StagedWriter, Staging, Storage, StorageHealth, WalkEntry } from '../types.ts';
 import { decideSameVersion } from './same-version.ts';
 import { INITIAL_BREAKER, breakerRetryAfterMs, decideBreaker, type BreakerEvent, type BreakerOptions, type BreakerState, type BreakerTransition } from './circuit-breaker.ts';
 
@@ -326,6 +326,17 @@ export class FailoverStorage implements Storage {
 
   stat(path: SafePath): Promise<FileStat> {
     return this.#read((s) => s.stat(path));
+  }
+
+  /**
+   * A presigned URL points the client at the primary itself, where no breaker watches it:
+   * handed out only while the breaker is closed with no failure in its window (after a
+   * failure the request may have been served by the backup); undefined otherwise, and the
+   * request is served through Ferry.
+   */
+  async presignGet(path: SafePath, options: PresignGetOptions): Promise<string | undefined> {
+    if (this.#state.name !== 'closed' || this.#state.failuresAt.length > 0) return undefined;
+    return this.#primary.presignGet?.(path, options);
   }
 
   open(path: SafePath): Promise<FileHandleReader> {
