@@ -7,8 +7,11 @@
  *   the backup. Any other answer, a 404 or a 400 included, is the answer: the backup may be
  *   stale, so it is never asked about a file the primary says does not exist.
  * - While the breaker is open, reads go straight to the backup.
- * - Writes (`openFolder`, `localPath`) use the primary only and answer
- *   FERRY_ERR_STORAGE_UNAVAILABLE (503, Retry-After) while its breaker is open.
+ * - Writes (staging, publish, remove, entryType, and the older `openFolder`, `localPath`) use
+ *   the primary only and answer FERRY_ERR_STORAGE_UNAVAILABLE (503, Retry-After) while its
+ *   breaker is open; `assertWritable` lets the writing routes refuse before they read a body
+ *   (src/server/write-gate.ts).
+ * - Presigned URLs (--s3-redirect) come from the primary only while it is healthy.
  * - A stream already reading from the primary when it fails continues from the backup at the
  *   exact next byte when the backup holds the same version (same-version.ts), and is cut
  *   otherwise: bytes of two versions are never mixed.

@@ -154,3 +154,39 @@ for (const positional of [false, true]) {
     assert.match(fresh.events[0]?.reason ?? '', /another version: modification times differ/);
   });
 }
+
+test('presigned URLs (--s3-redirect) come from the primary only while its breaker is closed with no failure in the window', async (t) => {
+  const tmp = await makeTempDir();
+  t.after(tmp.remove);
+  await mkdir(path.join(tmp.dir, 'p'), { recursive: true });
+  await mkdir(path.join(tmp.dir, 'b'), { recursive: true });
+  await writeFile(path.join(tmp.dir, 'p', 'a.txt'), 'a');
+  const opts = { dotfiles: 'deny', followSymlinks: 'inside' } as const;
+  const local = await LocalStorage.create({ root: path.join(tmp.dir, 'p'), ...opts });
+  let down = false;
+  const primary: Storage = {
+    stat: async (p) => { if (down) throw new FerryError('FERRY_ERR_STORAGE_UNAVAILABLE', 'injected'); return local.stat(p); },
+    open: (p) => local.open(p), list: (p, o) => local.list(p, o), walk: (p, o) => local.walk(p, o), check: () => local.check(),
+    staging: local.staging, publish: (...a) => local.publish(...a), remove: (...a) => local.remove(...a), entryType: (...a) => local.entryType(...a),
+    presignGet: async (p) => `https://bucket.invalid/${p.relative}?X-Amz-Signature=x`,
+  };
+  let now = 0;
+  const storage = new FailoverStorage({
+    primary, backup: await LocalStorage.create({ root: path.join(tmp.dir, 'b'), ...opts }),
+    failureThreshold: 2, failureWindowMs: 1000, cooldownMs: 500, now: () => now,
+  });
+  const a = parseDecodedPath('a.txt');
+  assert.equal(await storage.presignGet(a, { expiresInSeconds: 60 }), 'https://bucket.invalid/a.txt?X-Amz-Signature=x');
+  down = true;
+  await assert.rejects(storage.stat(a)); // one failure: served by the (empty) backup, breaker still closed
+  assert.equal(storage.state, 'closed');
+  assert.equal(await storage.presignGet(a, { expiresInSeconds: 60 }), undefined, 'a failure in the window: served through Ferry');
+  await assert.rejects(storage.stat(a));
+  assert.equal(storage.state, 'open');
+  assert.equal(await storage.presignGet(a, { expiresInSeconds: 60 }), undefined, 'open: served through Ferry');
+  down = false;
+  now += 2000;
+  await storage.stat(a);
+  assert.equal(storage.state, 'closed');
+  assert.equal(await storage.presignGet(a, { expiresInSeconds: 60 }), 'https://bucket.invalid/a.txt?X-Amz-Signature=x', 'closed again, window clear');
+});
