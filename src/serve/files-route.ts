@@ -17,13 +17,13 @@ import {
 import { FerryError, abortOnClose, channels, publish, parseSafePath, type SafePath, type TransferFinishedEvent } from '../core/index.ts';
 import type { FileHandleReader } from '../storage/index.ts';
 import type { TransferSubject } from '../limits/index.ts';
-import { splitRawTarget, hasQueryParam } from './raw-path.ts';
+import { splitRawTarget, hasQueryParam, queryParam } from './raw-path.ts';
 import { selectRepresentation, createCompressor, contentTypeOf, needsSandbox, type Representation } from './representation.ts';
 import { fileSha256, hashStream } from './file-digest.ts';
 import { pumpParts, pumpReadable, partsToReadable, pacingFor, type BodyPart } from './pump.ts';
 import { socketProgress, type ProgressWatchdog } from './progress-watchdog.ts';
 import { refusalError, sendHeaderOnly, type RefusalWording } from './download-answer.ts';
-import { decideRedirect } from './decide-redirect.ts';
+import { decideRedirect, redirectTtlSeconds } from './decide-redirect.ts';
 import type { ServeDeps } from './types.ts';
 
 export const FILES_ROUTE = '/files/*';
@@ -175,9 +175,12 @@ async function serveFile(request: FastifyRequest, reply: FastifyReply, deps: Ser
  */
 async function redirectToStore(request: FastifyRequest, reply: FastifyReply, deps: ServeDeps, path: SafePath, name: string, query: string): Promise<boolean> {
   const method = request.method === 'HEAD' ? 'HEAD' : 'GET';
-  if (deps.storage.presignGet === undefined || !decideRedirect({ enabled: deps.config.s3Redirect, method, headers: request.headers }).redirect) return false;
+  const identity = request.identity;
+  const linkRateBound = identity?.kind === 'link' && identity.maxRateBytesPerSec !== undefined;
+  if (deps.storage.presignGet === undefined || !decideRedirect({ enabled: deps.config.s3Redirect, method, headers: request.headers, linkRateBound }).redirect) return false;
+  const expires = identity?.kind === 'link' ? Number(queryParam(query, 'expires')) : Number.NaN;
   const location = await deps.storage.presignGet(path, {
-    expiresInSeconds: Math.max(1, Math.floor(deps.config.s3RedirectTtl / 1000)),
+    expiresInSeconds: redirectTtlSeconds(deps.config.s3RedirectTtl, Number.isFinite(expires) ? expires : undefined, Date.now()),
     ...(hasQueryParam(query, 'download') ? { contentDisposition: formatContentDisposition(name) } : {}),
   });
   if (location === undefined) return false;

@@ -1,8 +1,9 @@
 /**
  * `--s3-redirect`: an authorised GET of a file on the S3 backend answers 302 to a presigned
  * URL of the object on the store's own endpoint (s3rver on 127.0.0.1), which curl -L follows:
- * the bytes, ranges included, come from the bucket. Never before the access checks (401
- * without credentials), never for HEAD, If-Range, digests, a missing file, a folder or /zip;
+ * the bytes, ranges included, come from the bucket; a signed link's URL expires with the
+ * link. Never before the access checks (401 without credentials), never for HEAD, If-Range,
+ * digests, a link with a bound rate, a missing file, a folder or /zip;
  * `--storage local --s3-redirect` exits 2 with one line. On the old code there was no such
  * option: Ferry refused to start with it.
  */
@@ -82,6 +83,23 @@ test('an authorised GET: 302 to a presigned URL on the bucket; curl -L gets the 
   await first.arrayBuffer();
   assert.ok(ferry.lines.some((l) => l.includes('"event":"transfer"') && l.includes('"status":302')), 'one transfer line for the redirect');
   assert.ok(!ferry.lines.some((l) => l.includes('X-Amz-Signature')), 'the presigned URL is never logged');
+});
+
+test('a signed link: the presigned URL expires no later than the link; a link with a bound rate is served by Ferry (paced)', async () => {
+  const link = async (body: Record<string, unknown>): Promise<string> => {
+    const r = await fetch(`${ferry.url}/api/links`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    assert.equal(r.status, 200);
+    return ((await r.json()) as { url: string }).url;
+  };
+  const short = await fetch(await link({ path: 'video.bin', expiresIn: 30 }), { redirect: 'manual' });
+  assert.equal(short.status, 302);
+  const expires = Number(new URL(short.headers.get('location') ?? '').searchParams.get('X-Amz-Expires'));
+  assert.ok(expires >= 1 && expires <= 30, `X-Amz-Expires ${expires} within the link's 30 s, not the ${TTL_SECONDS} s TTL`);
+  await short.arrayBuffer();
+
+  const paced = await fetch(await link({ path: 'docs/a.txt', expiresIn: 30, maxRate: '1M' }), { redirect: 'manual' });
+  assert.equal(paced.status, 200, 'the bucket would not keep the bound rate');
+  assert.equal(await paced.text(), 'alpha\n');
 });
 
 test('no redirect before the access checks, nor for HEAD, If-Range, digests, a missing file, a folder or /zip', async () => {
