@@ -24,7 +24,8 @@
  *   fixture can set Last-Modified and costs no PutObject round trips; Ferry itself only ever
  *   talks S3 to it.
  *
- * A child Ferry gets `serverArgs` and `env` (test/helpers/start-server.ts `startChildServer`).
+ * A child Ferry (`fixture.startChildServer`, or `startChildServer` with the fixture's
+ * `serverArgs`, `env` and `root`) is given the credentials in its environment.
  * An in-process Ferry (`fixture.startServer`) finds the test account the way production finds
  * credentials, in the standard AWS environment variables: the s3 fixture sets
  * `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_REGION` (and `AWS_EC2_METADATA_DISABLED`,
@@ -36,7 +37,7 @@ import path from 'node:path';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import type { FerryConfig } from '../../src/config/index.ts';
 import { startS3Server } from './s3-server.ts';
-import { startServer, type TestServer } from './start-server.ts';
+import { startChildServer, startServer, type ChildServer, type TestServer } from './start-server.ts';
 import { makeTempDir } from './temp-dir.ts';
 
 export type BackendName = 'local' | 's3';
@@ -71,6 +72,8 @@ export interface BackendFixture extends AsyncDisposable {
   remove(rel: string): Promise<void>;
   /** An in-process Ferry serving this backend; `options` adds to the backend's own. Close it before `cleanup`. */
   startServer(options?: ServerOptions): Promise<TestServer>;
+  /** A `ferry serve` child process serving this backend, with `args` added (test/helpers/start-server.ts). */
+  startChildServer(args?: readonly string[]): Promise<ChildServer>;
   /** Stops what `start` started and removes its files; safe to call twice. */
   cleanup(): Promise<void>;
 }
@@ -114,6 +117,7 @@ const local: Backend = {
       },
       async remove(rel) { await rm(abs(rel), { force: true }); },
       startServer: (options = {}) => startServer({ root, options }),
+      startChildServer: (args = []) => startChildServer([...args], { root }),
       cleanup: () => tmp.remove(),
       [Symbol.asyncDispose]: () => tmp.remove(),
     };
@@ -171,6 +175,7 @@ const s3: Backend = {
       seedFolder: (rel, options = {}) => server.seedObjects({ [`${rel.replace(/\/$/, '')}/`]: '' }, options),
       async remove(rel) { await server.client().send(new DeleteObjectCommand({ Bucket: server.bucket, Key: rel })); },
       startServer: (options = {}) => startServer({ options: { ...serverOptions, ...options } }),
+      startChildServer: (args = []) => startChildServer([...fx.serverArgs, ...args], { env: { ...server.env } }),
       cleanup,
       [Symbol.asyncDispose]: cleanup,
     };

@@ -264,16 +264,24 @@ function runSuite(backend: Backend): void {
     assert.equal((await http(s, '/files/data.bin', { 'if-none-match': etag }, 'HEAD')).status, 304);
   });
 
-  test('ETag and Last-Modified change when the content changes', async () => {
-    await fx.seed({ 'changing.bin': 'version-1' });
+  test('the ETag changes when the content does, even at the same size within the same second', async () => {
+    // Same size, modification times 1 ms apart inside one second: disk tells the versions
+    // apart by the nanosecond mtime, an object store (one-second Last-Modified) only by the
+    // object's own ETag, so a backend whose validator ignored it would serve a stale resume.
+    const second = Math.floor(Date.now() / 1000) * 1000;
+    await fx.seed({ 'changing.bin': 'version-1' }, { mtimeMs: second });
     const a = await http(s, '/files/changing.bin');
-    await fx.seed({ 'changing.bin': 'version-2' }, { mtimeMs: Date.now() + 2000 }); // same size
+    await fx.seed({ 'changing.bin': 'version-2' }, { mtimeMs: second + 1 });
     const b = await http(s, '/files/changing.bin');
+    assert.equal(b.body.toString(), 'version-2');
+    assert.equal(b.headers['last-modified'], a.headers['last-modified'], 'the same Last-Modified: only the ETag can tell');
     assert.notEqual(a.headers.etag, b.headers.etag);
     // The old tag no longer validates a resumed download: If-Range fails → full 200.
     const resumed = await http(s, '/files/changing.bin', { range: 'bytes=3-', 'if-range': a.headers.etag! });
     assert.equal(resumed.status, 200);
     assert.equal(resumed.body.toString(), 'version-2');
+    // Nor a cached copy: If-None-Match with the old tag → 200 with the new bytes.
+    assert.equal((await http(s, '/files/changing.bin', { 'if-none-match': a.headers.etag! })).status, 200);
   });
 
   test('Last-Modified is never in the future (§8.8.2.1)', async () => {
