@@ -215,6 +215,13 @@ function runSuite(backend: Backend): void {
       { name: 'Report (3).PDF', size: 22, sha256: sha(files.get('b/Report.PDF')!) },
       { name: 'photos/2024/beach.jpg', size: photo.length, sha256: sha(photo) },
     ], 'selection');
+    // A selection resumes like a folder: cut anywhere, the rest by If-Range, byte-identical.
+    const etag = r.headers.get('etag')!;
+    for (const cut of [1, 200, Math.floor(r.body.length / 2), r.body.length - 1]) {
+      const rest = await get(`${s.url}/zip?${q}`, { range: `bytes=${cut}-`, 'if-range': etag });
+      assert.equal(rest.status, 206, `cut at ${cut}`);
+      assert.ok(Buffer.concat([r.body.subarray(0, cut), rest.body]).equals(r.body), `resume at ${cut} is byte-identical`);
+    }
   });
 
   test('path jail: dot-segments and encoded separators 400, missing 404, hidden and escaping links 404', async () => {
