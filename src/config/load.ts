@@ -89,6 +89,13 @@ function checkStorageOptions(merged: Record<string, unknown>): void {
   if (merged.storageBackup === 's3' && (typeof merged.backupS3Bucket !== 'string' || merged.backupS3Bucket === '')) {
     throw new OptionError('option --backup-s3-bucket is required with --storage-backup s3; give the bucket name, e.g. --backup-s3-bucket media-replica');
   }
+  if (merged.s3Redirect === true && merged.storage !== 's3') {
+    throw new OptionError('option --s3-redirect needs --storage s3 (local files have no URL to redirect to); remove --s3-redirect or use --storage s3');
+  }
+  // SigV4 presigned URLs are valid for at most 7 days.
+  if (typeof merged.s3RedirectTtl === 'number' && merged.s3RedirectTtl > 604_800_000) {
+    throw new OptionError(`invalid value for option --s3-redirect-ttl: ${showValue(merged.s3RedirectTtl)} ms; a presigned URL is valid for at most 7 days, e.g. --s3-redirect-ttl 5m`);
+  }
   for (const [key, flag] of [['s3Endpoint', '--s3-endpoint'], ['backupS3Endpoint', '--backup-s3-endpoint']] as const) {
     const endpoint = merged[key];
     if (typeof endpoint !== 'string') continue;

@@ -66,6 +66,8 @@ export const SERVE_OPTIONS = {
   s3Region: { kind: 'string', default: 'us-east-1', help: 'region used to sign requests', arg: 'REGION', group: 'Storage' },
   s3PathStyle: { kind: 'bool', default: false, help: 'path-style URLs (endpoint/bucket/key), needed by most non-AWS stores', group: 'Storage' },
   s3MaxSockets: { kind: 'int', default: 64, min: 1, max: 65_536, help: 'most open connections to the object store', arg: 'N', group: 'Storage' },
+  s3Redirect: { kind: 'bool', default: false, help: 'answer an authorised GET /files/… of a file in the bucket with 302 to a short-lived presigned URL, so the bytes flow from the bucket directly (with --storage s3 only; docs/storage.md)', group: 'Storage' },
+  s3RedirectTtl: { kind: 'duration', default: 300_000, defaultText: '5m', min: 1000, help: 'how long a presigned URL of --s3-redirect stays valid (1s to 7 days)', arg: 'D', group: 'Storage' },
   storageBackup: { kind: 'enum', values: ['local', 's3', 'none'], default: 'none', help: 'a backup store for reads: when the primary fails (unavailable, timeouts), reads fail over to it and uploads answer 503 until the primary answers again (docs/storage.md)', arg: 'local|s3|none', group: 'Storage' },
   backupRoot: { kind: 'path', default: undefined, help: 'folder holding the local mirror (with --storage-backup local)', arg: 'DIR', group: 'Storage' },
   backupS3Bucket: { kind: 'string', default: undefined, help: 'bucket of the backup (with --storage-backup s3); prefix, region, path style and credentials are those of the primary', arg: 'NAME', group: 'Storage' },

@@ -14,15 +14,16 @@ import {
   headerValue, planDownload, formatContentDisposition, formatHttpDate, formatDigestField, wantsSha256,
   type ContentCoding, type PlannedHeaders, type Validators,
 } from '../http/index.ts';
-import { FerryError, abortOnClose, channels, publish, parseSafePath, type TransferFinishedEvent } from '../core/index.ts';
+import { FerryError, abortOnClose, channels, publish, parseSafePath, type SafePath, type TransferFinishedEvent } from '../core/index.ts';
 import type { FileHandleReader } from '../storage/index.ts';
 import type { TransferSubject } from '../limits/index.ts';
-import { splitRawTarget, hasQueryParam } from './raw-path.ts';
+import { splitRawTarget, hasQueryParam, queryParam } from './raw-path.ts';
 import { selectRepresentation, createCompressor, contentTypeOf, needsSandbox, type Representation } from './representation.ts';
 import { fileSha256, hashStream } from './file-digest.ts';
 import { pumpParts, pumpReadable, partsToReadable, pacingFor, type BodyPart } from './pump.ts';
 import { socketProgress, type ProgressWatchdog } from './progress-watchdog.ts';
 import { refusalError, sendHeaderOnly, type RefusalWording } from './download-answer.ts';
+import { decideRedirect, redirectTtlSeconds } from './decide-redirect.ts';
 import type { ServeDeps } from './types.ts';
 
 export const FILES_ROUTE = '/files/*';
@@ -69,6 +70,10 @@ async function serveFile(request: FastifyRequest, reply: FastifyReply, deps: Ser
   let rep: Representation | undefined;
   try {
     const name = path.segments.at(-1)!;
+    if (await redirectToStore(request, reply, deps, path, name, target.query)) {
+      finish(request, startedAt, path.relative, method, { status: 302, bytes: 0, outcome: 'completed', rangeCount: 0, coding: 'identity' });
+      return;
+    }
     const contentType = contentTypeOf(name);
     const rangeHeader = headerValue(h.range);
     const wantRepr = wantsSha256(headerValue(h['want-repr-digest']));
@@ -161,6 +166,26 @@ async function serveFile(request: FastifyRequest, reply: FastifyReply, deps: Ser
     if (rep !== undefined && rep.reader !== reader) await rep.reader.close();
     await reader.close();
   }
+}
+
+/**
+ * --s3-redirect: 302 to a presigned URL of the object when decideRedirect says so and the
+ * storage hands one out (not while a failover store's primary is unhealthy). The URL is a
+ * credential for its lifetime: `Cache-Control: no-store`, and it is never logged.
+ */
+async function redirectToStore(request: FastifyRequest, reply: FastifyReply, deps: ServeDeps, path: SafePath, name: string, query: string): Promise<boolean> {
+  const method = request.method === 'HEAD' ? 'HEAD' : 'GET';
+  const identity = request.identity;
+  const linkRateBound = identity?.kind === 'link' && identity.maxRateBytesPerSec !== undefined;
+  if (deps.storage.presignGet === undefined || !decideRedirect({ enabled: deps.config.s3Redirect, method, headers: request.headers, linkRateBound }).redirect) return false;
+  const expires = identity?.kind === 'link' ? Number(queryParam(query, 'expires')) : Number.NaN;
+  const location = await deps.storage.presignGet(path, {
+    expiresInSeconds: redirectTtlSeconds(deps.config.s3RedirectTtl, Number.isFinite(expires) ? expires : undefined, Date.now()),
+    ...(hasQueryParam(query, 'download') ? { contentDisposition: formatContentDisposition(name) } : {}),
+  });
+  if (location === undefined) return false;
+  sendHeaderOnly(reply, 302, { location, 'cache-control': 'private, no-store', 'x-request-id': request.id });
+  return true;
 }
 
 interface SendBodyArgs {

@@ -8,6 +8,10 @@ export interface ServeConfig {
   readonly compress: 'on' | 'off';
   readonly readBufferSize: number;
   readonly sendTimeout: number;
+  /** --s3-redirect: GETs of files answered with 302 to a presigned URL (when the backend can). */
+  readonly s3Redirect: boolean;
+  /** --s3-redirect-ttl, milliseconds. */
+  readonly s3RedirectTtl: number;
 }
 
 /** What the composition root hands to `registerServeRoutes`. */

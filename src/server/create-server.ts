@@ -16,6 +16,7 @@ import { createMetrics, type FerryMetrics } from '../observability/metrics.ts';
 import { createTransferControl, type TransferControl } from '../limits/index.ts';
 import { registerAccessHook } from './access-hook.ts';
 import { registerSystemRoutes } from './system-routes.ts';
+import { registerWriteGate } from './write-gate.ts';
 import { registerCapabilityRoutes } from './capability-routes.ts';
 import { compileProxyTrust, resolveClientAddress, sanitizeForwardedHeaders } from './proxy-trust.ts';
 import { createBodyGuard, hasRequestBody } from './body-guard.ts';
@@ -78,6 +79,11 @@ function buildStorage(config: FerryConfig, logger: Logger, journal: WriteJournal
       const line = { event: 'storage-circuit', backend: t.backend, from: t.from, to: t.to, reason: t.reason };
       if (t.to === 'open') logger.warn(line, `storage ${t.backend} unavailable: reads go to the backup, uploads answer 503 (${t.reason})`);
       else logger.info(line, `storage ${t.backend} circuit ${t.to} (${t.reason})`);
+    },
+    onMidStream: (e) => {
+      const line = { event: 'storage-failover-stream', path: e.path, offset: e.offset, outcome: e.outcome, reason: e.reason };
+      if (e.outcome === 'continued') logger.info(line, `download continued from the backup at byte ${e.offset} (${e.reason})`);
+      else logger.warn(line, `download cut at byte ${e.offset}: ${e.reason}`);
     },
   });
 }
@@ -263,6 +269,7 @@ export async function createFerryServer(config: FerryConfig, options: CreateServ
   });
 
   registerAccessHook(app, config);
+  registerWriteGate(app, storage);
   registerSystemRoutes(app, { storage, metrics, isDraining: () => draining });
   await registerCapabilityRoutes(app, { config, storage, meta, logger, transfer });
 

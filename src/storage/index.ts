@@ -1,5 +1,6 @@
-export type { Storage, Staging, StagedCheckpoint, StagedRef, StagedEntry, StagedWriter, PublishMode, PublishOptions, PublishResult, LocalFolderHandle, FileStat, FileHandleReader, ByteRange, ListEntry, ListOptions, ListResult, OpenReadOptions, StorageHealth, WalkEntry } from './types.ts';
-export { FailoverStorage, isAvailabilityFailure, type FailoverStorageOptions } from './failover/failover-storage.ts';
+export type { Storage, PresignGetOptions, Staging, StagedCheckpoint, StagedRef, StagedEntry, StagedWriter, PublishMode, PublishOptions, PublishResult, LocalFolderHandle, FileStat, FileHandleReader, ByteRange, ListEntry, ListOptions, ListResult, OpenReadOptions, StorageHealth, WalkEntry } from './types.ts';
+export { FailoverStorage, isAvailabilityFailure, type FailoverStorageOptions, type MidStreamFailover } from './failover/failover-storage.ts';
+export { decideSameVersion, type VersionVerdict } from './failover/same-version.ts';
 export { decideBreaker, type BreakerState, type BreakerOptions, type BreakerTransition } from './failover/circuit-breaker.ts';
 export { LocalStorage, type LocalStorageOptions, type LocalFolder } from './local/local-storage.ts';
 export type { WriteJournal } from './local/local-publish.ts';
@@ -42,6 +43,7 @@ export interface FailoverChoice extends BreakerOptions {
   readonly primary: StorageChoice;
   readonly backup: StorageChoice;
   readonly onTransition?: FailoverStorageOptions['onTransition'];
+  readonly onMidStream?: FailoverStorageOptions['onMidStream'];
 }
 
 /**
@@ -68,6 +70,7 @@ export async function createFailoverStorage(choice: FailoverChoice): Promise<Fai
     primary, backup, failureThreshold: choice.failureThreshold, failureWindowMs: choice.failureWindowMs, cooldownMs: choice.cooldownMs,
     ...(startOpen === undefined ? {} : { startOpen }),
     ...(choice.onTransition === undefined ? {} : { onTransition: choice.onTransition }),
+    ...(choice.onMidStream === undefined ? {} : { onMidStream: choice.onMidStream }),
   });
 }
 

@@ -132,6 +132,21 @@ export interface Storage {
    */
   entryType(path: SafePath, options?: { signal?: AbortSignal }): Promise<'file' | 'directory' | 'other' | undefined>;
 
+  /**
+   * A URL a client may GET the file's bytes from directly, without credentials, for
+   * `expiresInSeconds` (an object store's presigned URL; --s3-redirect). Makes no request to
+   * the store. Resolves undefined when the backend should not hand one out now. Optional:
+   * backends without URLs (local disk) have none.
+   */
+  presignGet?(path: SafePath, options: PresignGetOptions): Promise<string | undefined>;
+}
+
+/** Options of Storage.presignGet. */
+export interface PresignGetOptions {
+  /** How long the URL stays valid, in whole seconds. */
+  readonly expiresInSeconds: number;
+  /** A Content-Disposition the store is to answer with (a `?download` request). */
+  readonly contentDisposition?: string;
 }
 
 /** What a backend that serves, but not at full strength, says from `check()`. */

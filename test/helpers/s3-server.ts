@@ -8,7 +8,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { S3Client } from '@aws-sdk/client-s3';
 import { makeTempDir } from './temp-dir.ts';
@@ -26,9 +26,11 @@ export interface S3TestServer extends AsyncDisposable {
   /**
    * Writes many small objects straight into the server's directory, in the layout s3rver's
    * filesystem store uses (`<bucket>/<key>._S3rver_object` and its `.md5`): 2,500 PutObject calls take ~10 s on two cores, this takes a fraction of one.
-   * For fixtures only; the product always goes through the S3 API.
+   * For fixtures only; the product always goes through the S3 API. s3rver answers the object
+   * file's mtime as Last-Modified, so `mtimeMs` sets what HeadObject reports (PutObject
+   * cannot choose it). A key ending in `/` is a zero-byte folder marker.
    */
-  seedObjects(files: Readonly<Record<string, string | Uint8Array>>): Promise<void>;
+  seedObjects(files: Readonly<Record<string, string | Uint8Array>>, options?: { readonly mtimeMs?: number }): Promise<void>;
   /** An SDK client for fixtures (path style, checksums only when required). */
   client(): S3Client;
   /** The server process's PID now (it changes on restart). */
@@ -81,7 +83,7 @@ export async function startS3Server(options: { bucket?: string } = {}): Promise<
       clients.push(c);
       return c;
     },
-    async seedObjects(files) {
+    async seedObjects(files, seedOptions = {}) {
       const entries = Object.entries(files);
       for (let i = 0; i < entries.length; i += 64) {
         await Promise.all(entries.slice(i, i + 64).map(async ([key, body]) => {
@@ -89,6 +91,7 @@ export async function startS3Server(options: { bucket?: string } = {}): Promise<
           await mkdir(path.dirname(file), { recursive: true });
           await writeFile(file, body);
           await writeFile(`${file}.md5`, createHash('md5').update(body).digest('hex'));
+          if (seedOptions.mtimeMs !== undefined) await utimes(file, seedOptions.mtimeMs / 1000, seedOptions.mtimeMs / 1000);
         }));
       }
     },

@@ -6,7 +6,7 @@
  */
 import type { SafePath } from '../../core/safe-path.ts';
 import type { Readable } from 'node:stream';
-import type { FileHandleReader, FileStat, ListOptions, ListResult, PublishMode, PublishOptions, PublishResult, StagedCheckpoint, StagedEntry, StagedRef, StagedWriter, Staging, Storage, WalkEntry } from '../types.ts';
+import type { FileHandleReader, FileStat, ListOptions, ListResult, PresignGetOptions, PublishMode, PublishOptions, PublishResult, StagedCheckpoint, StagedEntry, StagedRef, StagedWriter, Staging, Storage, WalkEntry } from '../types.ts';
 
 export class DeferredStorage implements Storage {
   readonly #build: () => Promise<Storage>;
@@ -38,6 +38,7 @@ export class DeferredStorage implements Storage {
   async list(dir: SafePath, options: ListOptions): Promise<ListResult> { return (await this.#get()).list(dir, options); }
   async *walk(dir: SafePath, options?: { signal?: AbortSignal }): AsyncIterable<WalkEntry> { yield* (await this.#get()).walk(dir, options); }
   async check(): Promise<void> { await (await this.#get()).check(); }
+  async presignGet(path: SafePath, options: PresignGetOptions): Promise<string | undefined> { return (await this.#get()).presignGet?.(path, options); }
 
   readonly staging: Staging = {
     open: async (id: string, checkpoint: StagedCheckpoint | undefined, options?: { signal?: AbortSignal }): Promise<StagedWriter> => (await this.#get()).staging.open(id, checkpoint, options),

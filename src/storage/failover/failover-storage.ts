@@ -7,17 +7,21 @@
  *   the backup. Any other answer, a 404 or a 400 included, is the answer: the backup may be
  *   stale, so it is never asked about a file the primary says does not exist.
  * - While the breaker is open, reads go straight to the backup.
- * - Writes (staging, publish, remove, entryType) use the primary only and answer
- *   FERRY_ERR_STORAGE_UNAVAILABLE (503, Retry-After) while its breaker is open.
- * - A stream already reading from the primary when it fails is cut, never continued from the
- *   backup (both may hold different versions); continuing at the same offset when both hold
- *   the same version is not done yet.
+ * - Writes (staging, publish, remove, entryType) use
+ *   the primary only and answer FERRY_ERR_STORAGE_UNAVAILABLE (503, Retry-After) while its
+ *   breaker is open; `assertWritable` lets the writing routes refuse before they read a body
+ *   (src/server/write-gate.ts).
+ * - Presigned URLs (--s3-redirect) come from the primary only while it is healthy.
+ * - A stream already reading from the primary when it fails continues from the backup at the
+ *   exact next byte when the backup holds the same version (same-version.ts), and is cut
+ *   otherwise: bytes of two versions are never mixed.
  */
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { FerryError } from '../../core/errors.ts';
 import { channels, publish, type StorageCircuitEvent } from '../../core/channels.ts';
 import type { SafePath } from '../../core/safe-path.ts';
-import type { ByteRange, FileHandleReader, FileStat, ListOptions, ListResult, OpenReadOptions, PublishMode, PublishOptions, PublishResult, StagedCheckpoint, StagedEntry, StagedRef, StagedWriter, Staging, Storage, StorageHealth, WalkEntry } from '../types.ts';
+import type { ByteRange, FileHandleReader, FileStat, ListOptions, ListResult, OpenReadOptions, PresignGetOptions, PublishMode, PublishOptions, PublishResult, StagedCheckpoint, StagedEntry, StagedRef, StagedWriter, Staging, Storage, StorageHealth, WalkEntry } from '../types.ts';
+import { decideSameVersion } from './same-version.ts';
 import { INITIAL_BREAKER, breakerRetryAfterMs, decideBreaker, type BreakerEvent, type BreakerOptions, type BreakerState, type BreakerTransition } from './circuit-breaker.ts';
 
 export interface FailoverStorageOptions extends BreakerOptions {
@@ -32,6 +36,8 @@ export interface FailoverStorageOptions extends BreakerOptions {
   readonly startOpen?: string;
   /** Called on every breaker transition (the server logs it). */
   readonly onTransition?: (transition: BreakerTransition & { readonly backend: 'primary' }) => void;
+  /** Called when a download's primary failed mid-stream: continued from the backup, or cut. */
+  readonly onMidStream?: (event: MidStreamFailover) => void;
 }
 
 /** Node's error codes that mean the peer is down or unreachable. */
@@ -52,38 +58,146 @@ function isAbort(err: unknown, signal?: AbortSignal): boolean {
 
 const STATE_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
 
-/** A handle from the primary: mid-stream availability failures count against its breaker. */
+/** What happened to a download whose primary failed mid-stream (for the log). */
+export interface MidStreamFailover {
+  readonly path: string;
+  /** The first byte the primary did not deliver. */
+  readonly offset: number;
+  /** `continued`: the rest comes from the backup (same version); `cut`: the stream fails. */
+  readonly outcome: 'continued' | 'cut';
+  readonly reason: string;
+}
+
+/** Reads `buffer.length` bytes at `position` from any handle (positional when it can). */
+async function readFrom(handle: FileHandleReader, buffer: Uint8Array, position: number): Promise<number> {
+  if (handle.readAt !== undefined) return handle.readAt(buffer, position);
+  const end = Math.min(position + buffer.length, handle.stat.size) - 1;
+  if (end < position) return 0;
+  let n = 0;
+  for await (const chunk of handle.openRead({ start: position, end }) as AsyncIterable<Buffer>) {
+    buffer.set(chunk, n);
+    n += chunk.length;
+  }
+  return n;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * A handle from the primary. A mid-stream availability failure counts against the breaker;
+ * then the same path is opened on the backup and, when it holds the same version
+ * (decideSameVersion: same size and ETag, or same size and mtime), the read continues there
+ * at the exact next byte, and so does every later read of this handle. Otherwise the stream
+ * is cut with the primary's error: bytes of two versions are never mixed.
+ */
 class PrimaryHandle implements FileHandleReader {
   readonly #inner: FileHandleReader;
+  readonly #path: string;
   readonly #report: (event: BreakerEvent) => void;
+  readonly #openBackup: () => Promise<FileHandleReader>;
+  readonly #notify: (event: MidStreamFailover) => void;
+  /** The one attempt to take over from the backup (undefined: not tried yet). */
+  #takeover: Promise<FileHandleReader | undefined> | undefined;
+  /** The backup's handle once it took over. */
+  #switched: FileHandleReader | undefined;
+  /** The primary's stat when the backup took over (what the client's headers promised). */
+  #pinned: FileStat | undefined;
+  #closed = false;
   readonly readAt?: (buffer: Uint8Array, position: number) => Promise<number>;
 
-  constructor(inner: FileHandleReader, report: (event: BreakerEvent) => void) {
+  constructor(inner: FileHandleReader, path: string, report: (event: BreakerEvent) => void, openBackup: () => Promise<FileHandleReader>, notify: (event: MidStreamFailover) => void) {
     this.#inner = inner;
+    this.#path = path;
     this.#report = report;
+    this.#openBackup = openBackup;
+    this.#notify = notify;
     const readAt = inner.readAt?.bind(inner);
     if (readAt !== undefined) {
       this.readAt = async (buffer, position) => {
+        if (this.#switched !== undefined) return readFrom(this.#switched, buffer, position);
         try {
           return await readAt(buffer, position);
         } catch (err) {
-          if (isAvailabilityFailure(err)) report('failure');
-          throw err;
+          if (!isAvailabilityFailure(err)) throw err;
+          report('failure');
+          const backup = await this.#takeOver(position);
+          if (backup === undefined) throw err;
+          return readFrom(backup, buffer, position);
         }
       };
     }
   }
 
-  get stat(): FileStat { return this.#inner.stat; }
+  get stat(): FileStat { return this.#pinned ?? this.#inner.stat; }
 
-  /** The primary's stream as is: if the primary dies mid-stream the read is cut, never mixed. */
-  openRead(range?: ByteRange, options?: OpenReadOptions): Readable {
-    const stream = this.#inner.openRead(range, options);
-    stream.once('error', (err) => { if (isAvailabilityFailure(err)) this.#report('failure'); });
+  /**
+   * After the primary failed at `offset`: the backup's handle when it holds the same version,
+   * undefined (cut) when it does not or cannot say. Tried once per handle.
+   */
+  #takeOver(offset: number): Promise<FileHandleReader | undefined> {
+    this.#takeover ??= (async () => {
+      const primary = this.#inner.stat;
+      let backup: FileHandleReader;
+      try {
+        backup = await this.#openBackup();
+      } catch (err) {
+        this.#notify({ path: this.#path, offset, outcome: 'cut', reason: `the backup cannot serve it: ${messageOf(err)}` });
+        return undefined;
+      }
+      const verdict = decideSameVersion(primary, backup.stat);
+      if (!verdict.same || this.#closed) {
+        await backup.close();
+        if (!verdict.same) this.#notify({ path: this.#path, offset, outcome: 'cut', reason: `the backup holds another version: ${verdict.reason}` });
+        return undefined;
+      }
+      this.#pinned = primary;
+      this.#switched = backup;
+      this.#notify({ path: this.#path, offset, outcome: 'continued', reason: `same version on the backup (${verdict.basis})` });
+      return backup;
+    })();
+    return this.#takeover;
+  }
+
+  openRead(range?: ByteRange, options: OpenReadOptions = {}): Readable {
+    if (this.#switched !== undefined) return this.#switched.openRead(range, options);
+    const start = range?.start ?? 0;
+    const end = range?.end ?? this.stat.size - 1;
+    let current: Readable | undefined;
+    const body = async function* (this: PrimaryHandle): AsyncGenerator<Buffer> {
+      let pos = start;
+      current = this.#inner.openRead(range, options);
+      try {
+        for await (const chunk of current as AsyncIterable<Buffer>) {
+          pos += chunk.length;
+          yield chunk;
+        }
+        return;
+      } catch (err) {
+        if (isAbort(err, options.signal) || !isAvailabilityFailure(err)) throw err;
+        this.#report('failure');
+        const backup = await this.#takeOver(pos);
+        if (backup === undefined) throw err;
+        if (pos > end) return;
+        current = backup.openRead({ start: pos, end }, options);
+        yield* current as AsyncIterable<Buffer>;
+      }
+    }.call(this);
+    const stream = Readable.from(body, { objectMode: false, ...(options.highWaterMark === undefined ? {} : { highWaterMark: options.highWaterMark }) });
+    // Readable.from asks the generator to return only at its next await: the source it is
+    // reading from is torn down at once instead.
+    stream.once('close', () => { current?.destroy(); });
     return stream;
   }
 
   async restat(): Promise<FileStat> {
+    const switched = this.#switched;
+    if (switched !== undefined) {
+      const now = await switched.restat();
+      // Still the version the client is getting: the primary's stat, as before the switch.
+      return decideSameVersion(this.stat, now).same ? this.stat : now;
+    }
     try {
       return await this.#inner.restat();
     } catch (err) {
@@ -92,8 +206,13 @@ class PrimaryHandle implements FileHandleReader {
     }
   }
 
-  close(): Promise<void> { return this.#inner.close(); }
-  async [Symbol.asyncDispose](): Promise<void> { await this.#inner.close(); }
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#inner.close();
+    await this.#switched?.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> { await this.close(); }
 }
 
 export class FailoverStorage implements Storage {
@@ -102,6 +221,7 @@ export class FailoverStorage implements Storage {
   readonly #options: BreakerOptions;
   readonly #now: () => number;
   readonly #onTransition: FailoverStorageOptions['onTransition'];
+  readonly #onMidStream: FailoverStorageOptions['onMidStream'];
   #state: BreakerState = INITIAL_BREAKER;
 
   constructor(options: FailoverStorageOptions) {
@@ -110,6 +230,7 @@ export class FailoverStorage implements Storage {
     this.#options = { failureThreshold: options.failureThreshold, failureWindowMs: options.failureWindowMs, cooldownMs: options.cooldownMs };
     this.#now = options.now ?? Date.now;
     this.#onTransition = options.onTransition;
+    this.#onMidStream = options.onMidStream;
     if (options.startOpen !== undefined) {
       this.#state = { name: 'open', openedAt: this.#now() };
       this.#onTransition?.({ backend: 'primary', from: 'closed', to: 'open', reason: `unavailable at start: ${options.startOpen}` });
@@ -174,6 +295,13 @@ export class FailoverStorage implements Storage {
     return decision.usePrimary;
   }
 
+  /**
+   * Throws the breaker's refusal (FERRY_ERR_STORAGE_UNAVAILABLE, 503, Retry-After: the seconds
+   * left in the cool-down) while the primary's breaker is open. Upload routes call it before
+   * they read a body (src/server/write-gate.ts), whichever write path they take.
+   */
+  assertWritable(): void { this.#refuseWritesWhileOpen(); }
+
   #refuseWritesWhileOpen(): void {
     if (this.#state.name !== 'open') return;
     const seconds = Math.max(1, Math.ceil(breakerRetryAfterMs(this.#state, this.#now(), this.#options) / 1000));
@@ -200,10 +328,24 @@ export class FailoverStorage implements Storage {
     return this.#read((s) => s.stat(path));
   }
 
+  /**
+   * A presigned URL points the client at the primary itself, where no breaker watches it:
+   * handed out only while the breaker is closed with no failure in its window (after a
+   * failure the request may have been served by the backup); undefined otherwise, and the
+   * request is served through Ferry.
+   */
+  async presignGet(path: SafePath, options: PresignGetOptions): Promise<string | undefined> {
+    if (this.#state.name !== 'closed' || this.#state.failuresAt.length > 0) return undefined;
+    return this.#primary.presignGet?.(path, options);
+  }
+
   open(path: SafePath): Promise<FileHandleReader> {
     if (!this.#step('admit')) return this.#backup.open(path);
     return this.#primary.open(path).then(
-      (handle) => { this.#step('success'); return new PrimaryHandle(handle, (e) => { this.#step(e); }); },
+      (handle) => {
+        this.#step('success');
+        return new PrimaryHandle(handle, path.relative, (e) => { this.#step(e); }, () => this.#backup.open(path), (e) => { this.#onMidStream?.(e); });
+      },
       (err: unknown) => {
         if (!isAvailabilityFailure(err)) { this.#step('success'); throw err; }
         this.#step('failure');

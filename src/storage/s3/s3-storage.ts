@@ -23,10 +23,11 @@ import {
   S3Client, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command,
   type ListObjectsV2CommandOutput, type S3ClientConfig,
 } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { FerryError } from '../../core/errors.ts';
 import type { SafePath } from '../../core/safe-path.ts';
 import type { ByteRange, FileHandleReader, FileStat, ListEntry, ListOptions, ListResult, OpenReadOptions, Storage, WalkEntry } from '../types.ts';
-import type { PublishResult, Staging } from '../types.ts';
+import type { PresignGetOptions, PublishResult, Staging } from '../types.ts';
 
 export interface S3StorageOptions {
   readonly bucket: string;
@@ -461,6 +462,19 @@ export class S3Storage implements Storage {
       yield { relative: rel, type: 'directory', stat: e.stat, empty: children.length === 0 };
       stack.push({ dir: child, prefix: rel, entries: children, next: 0 });
     }
+  }
+
+  /**
+   * A presigned GetObject URL of the file at `p` (SigV4 query signature, no request to the
+   * store), for --s3-redirect. The caller has opened the file first (404s, folders and the
+   * path jail are Ferry's). The URL carries no credentials beyond the signature.
+   */
+  async presignGet(p: SafePath, options: PresignGetOptions): Promise<string> {
+    const command = new GetObjectCommand({
+      Bucket: this.#options.bucket, Key: this.#key(p),
+      ...(options.contentDisposition === undefined ? {} : { ResponseContentDisposition: options.contentDisposition }),
+    });
+    return getSignedUrl(this.#client, command, { expiresIn: options.expiresInSeconds });
   }
 
   /**
