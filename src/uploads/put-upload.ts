@@ -109,6 +109,8 @@ export async function receivePut(o: PutOptions, req: PutRequest, activeTemps: Se
   const temp = UploadStore.newTempId();
   activeTemps.add(temp);
   let published = false;
+  /** Something was staged (the staging accepted the upload): removed unless published. */
+  let staged = false;
   publish(channels.uploadActive, { delta: 1 });
   try {
     const wanted = new Map<DigestAlgorithm, Buffer>([...parseDigestFields(header(req.headers, 'content-digest')), ...parseDigestFields(header(req.headers, 'repr-digest'))]);
@@ -116,6 +118,7 @@ export async function receivePut(o: PutOptions, req: PutRequest, activeTemps: Se
     const extra = new Map<DigestAlgorithm, Hash>();
     for (const alg of wanted.keys()) if (alg !== 'sha-256') extra.set(alg, createHash(VERIFIABLE_DIGESTS[alg]));
     const writer: StagedWriter = await o.store.staging.open(temp, undefined).catch((err: unknown) => { throw mapWriteError(err); });
+    staged = true;
     let size = 0;
     try {
       if (req.body !== undefined) {
@@ -169,7 +172,7 @@ export async function receivePut(o: PutOptions, req: PutRequest, activeTemps: Se
     throw mapWriteError(err);
   } finally {
     publish(channels.uploadActive, { delta: -1 });
-    if (!published) await o.store.staging.remove(temp).catch(() => {});
+    if (staged && !published) await o.store.staging.remove(temp).catch(() => {});
     activeTemps.delete(temp);
   }
 }
