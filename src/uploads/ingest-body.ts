@@ -37,7 +37,7 @@ export interface IngestOptions {
   /** Stops reading (release requested, shutdown): the body is destroyed, what was written stays. */
   readonly signal: AbortSignal;
   /**
-   * Called with each run of bytes once it is in the file, in file order. A returned promise
+   * Called with each run of bytes once the storage has it, in order. A returned promise
    * (the digest worker is behind) is awaited before more of the body is accepted.
    */
   readonly observe: (chunk: Buffer) => Promise<void> | undefined | void;
@@ -49,7 +49,7 @@ export interface IngestOptions {
 export interface IngestResult {
   /** Bytes now in the staged upload from the writer's starting offset on. */
   readonly bytesWritten: number;
-  /** The whole body arrived and is in the file. */
+  /** The whole body arrived and the storage has it. */
   readonly complete: boolean;
   /** Why it stopped early: the client went away, a limit, a disk error, a release request. */
   readonly error: unknown;
@@ -171,7 +171,7 @@ class StagingSink extends Writable {
 }
 
 /**
- * Never throws: the outcome (bytes in the file, complete or not, why not) is returned.
+ * Never throws: the outcome (bytes written, complete or not, why not) is returned.
  *
  * The body is pumped by hand rather than with `pipeline()` on purpose: `pipeline` destroys its
  * source on any error, and destroying an unfinished IncomingMessage destroys the socket, so no

@@ -4,11 +4,14 @@
  * policy, atomic publish), termination, expiry and crash recovery. Routes (tus-routes.ts) turn
  * requests into calls here and results into responses.
  *
- * Durability (issue 4 §2): a chunk's bytes are written at the acknowledged offset, fsynced
- * (`fdatasync`), and only then is the new offset stored in the record; 204 follows. The data
- * file may hold more bytes than the record says (a crash mid-write); they are cut off before the
- * next write. Long bodies are checkpointed every `checkpointBytes` the same way, so a server
- * killed during a single 50 GB PATCH restarts with most of it, never with more than was stored.
+ * Durability (issue 4 §2): a chunk's bytes are written to the upload's staged upload
+ * (`storage.staging`) at the acknowledged offset, committed (local disk: `fdatasync`), and only
+ * then is the new offset stored in the record, with the checkpoint the storage returned; 204
+ * follows. The staged upload may hold more bytes than the record says (a crash mid-write);
+ * opening it at the record's checkpoint cuts them off. Long bodies are checkpointed every
+ * `checkpointBytes` the same way, so a server killed during a single 50 GB PATCH restarts with
+ * most of it, never with more than was stored. No file is touched here: every byte goes
+ * through Storage.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Readable } from 'node:stream';
