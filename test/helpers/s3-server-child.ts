@@ -136,8 +136,9 @@ function multipartExtensions(dir: string): Middleware {
         return;
       }
     }
-    // Conditional writes: PutObject / CopyObject / CompleteMultipartUpload with If-None-Match: *.
-    const writes = (ctx.method === 'PUT' && uploadId === undefined && Object.keys(q).length === 0) || (ctx.method === 'POST' && uploadId !== undefined);
+    // Conditional writes: PutObject / CopyObject / CompleteMultipartUpload with If-None-Match: *
+    // (the SDK adds `?x-id=PutObject` and the like to the URL).
+    const writes = (ctx.method === 'PUT' && Object.keys(q).every((k) => k === 'x-id')) || (ctx.method === 'POST' && uploadId !== undefined);
     if (key !== '' && writes && ctx.headers['if-none-match'] === '*' && await server.store.existsObject(bucket, key)) {
       return s3Error(ctx, 412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
     }
