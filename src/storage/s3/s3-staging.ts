@@ -5,7 +5,8 @@
  *
  * - `write` gathers bytes in memory up to one part (--s3-part-size), then uploads the part
  *   and waits for it (backpressure: a writer holds at most one part plus what the caller
- *   hands it). Parts are cut at fixed offsets: part k holds bytes [(k-1)·size, k·size).
+ *   hands it). Parts are cut at fixed offsets: part k holds partBytes(size, k) bytes from
+ *   partsEnd(size, k - 1) (the part size doubles every 2,000 parts: s3-write-kit.ts).
  * - `commit` snapshots synchronously (later writes are not part of it), waits for the parts
  *   cut so far, stores the short tail (< one part) as the object `<id>.tail-<gen>` and returns
  *   `{offset, state: {uploadId, parts, partSize, tail: gen, tailSize}}`. `gen` is random, so
@@ -32,7 +33,7 @@ import {
 import { FerryError } from '../../core/errors.ts';
 import type { StagedCheckpoint, StagedEntry, StagedRef, StagedWriter, Staging } from '../types.ts';
 import {
-  MAX_PARTS, MIN_PART_BYTES, abortQuietly, call, checkStagedId, copyPart, copyRanges, copySource, idOfStagingKey, mapWriteError,
+  MAX_PARTS, MIN_PART_BYTES, abortQuietly, partBytes, partsEnd, call, checkStagedId, copyPart, copyRanges, copySource, idOfStagingKey, mapWriteError,
   offsetMismatch, readObject, readRange, s3ErrorName, sendOptions, stagedKey, stagingPrefix, tailKey, type S3WriteContext,
 } from './s3-write-kit.ts';
 
@@ -41,8 +42,9 @@ interface OpenState {
   readonly sealed: false;
   /** null until the first part was uploaded. */
   readonly uploadId: string | null;
-  /** Full parts 1..parts, each `partSize` bytes. */
+  /** Full parts 1..parts (part n holds partBytes(partSize, n) bytes). */
   readonly parts: number;
+  /** The first part's size (--s3-part-size when the upload began). */
   readonly partSize: number;
   /** Generation of the tail object, null when there is no tail. */
   readonly tail: string | null;
@@ -78,10 +80,10 @@ export function decodeState(cp: StagedCheckpoint): State | undefined {
     && typeof parts === 'number' && Number.isSafeInteger(parts) && parts >= 0 && parts <= MAX_PARTS
     && typeof partSize === 'number' && Number.isSafeInteger(partSize) && partSize >= MIN_PART_BYTES
     && (tail === null || (typeof tail === 'string' && /^[0-9a-f]{1,32}$/.test(tail)))
-    && typeof tailSize === 'number' && Number.isSafeInteger(tailSize) && tailSize >= 0 && tailSize < partSize
+    && typeof tailSize === 'number' && Number.isSafeInteger(tailSize) && tailSize >= 0 && tailSize < partBytes(partSize, parts + 1)
     && (tail === null) === (tailSize === 0)
     && (parts === 0 || uploadId !== null)
-    && cp.offset === parts * partSize + tailSize;
+    && cp.offset === partsEnd(partSize, parts) + tailSize;
   if (!ok) throw offsetMismatch('the checkpoint does not describe an object-store upload', 0);
   return { sealed: false, uploadId: uploadId as string | null, parts: parts as number, partSize: partSize as number, tail: tail as string | null, tailSize: tailSize as number };
 }
@@ -126,12 +128,12 @@ export class S3Staging implements Staging {
         throw mapWriteError(err, signal, 0);
       }
       for (let n = 1; n <= state.parts; n++) {
-        if (parts.get(n)?.size !== state.partSize) throw offsetMismatch(`part ${n} of this upload is missing from the object store`, (n - 1) * state.partSize);
+        if (parts.get(n)?.size !== partBytes(state.partSize, n)) throw offsetMismatch(`part ${n} of this upload is missing from the object store`, partsEnd(state.partSize, n - 1));
       }
     }
     let tail: Buffer[] = [];
     if (state.tail !== null) {
-      const durable = state.parts * state.partSize;
+      const durable = partsEnd(state.partSize, state.parts);
       let bytes: Buffer;
       try {
         bytes = await readObject(this.#ctx, tailKey(this.#ctx, id, state.tail), signal);
@@ -181,7 +183,7 @@ export class S3Staging implements Staging {
     const parts: CompletedPart[] = [];
     for (let n = 1; n <= state.parts; n++) {
       const p = listed.get(n);
-      if (p === undefined || p.size !== state.partSize) throw offsetMismatch(`part ${n} of this upload is missing from the object store`, (n - 1) * state.partSize);
+      if (p === undefined || p.size !== partBytes(state.partSize, n)) throw offsetMismatch(`part ${n} of this upload is missing from the object store`, partsEnd(state.partSize, n - 1));
       parts.push({ PartNumber: n, ETag: p.etag });
     }
     try {
@@ -409,8 +411,8 @@ class S3StagedWriter implements StagedWriter {
     this.#usable();
     let incoming = 0;
     for (const b of buffers) incoming += b.length;
-    if (this.#offset + incoming > MAX_PARTS * this.#partSize) {
-      throw new FerryError('FERRY_ERR_UPLOAD_TOO_LARGE', `an upload to the object store holds at most ${MAX_PARTS} parts of --s3-part-size (${this.#partSize} bytes)`);
+    if (this.#offset + incoming > partsEnd(this.#partSize, MAX_PARTS)) {
+      throw new FerryError('FERRY_ERR_UPLOAD_TOO_LARGE', `an upload to the object store holds at most ${partsEnd(this.#partSize, MAX_PARTS)} bytes (${MAX_PARTS} parts growing from --s3-part-size)`);
     }
     for (const b of buffers) {
       if (b.length === 0) continue;
@@ -419,7 +421,9 @@ class S3StagedWriter implements StagedWriter {
     }
     this.#offset += incoming;
     let last: Promise<void> | undefined;
-    while (this.#pendingBytes >= this.#partSize) last = this.#enqueue(++this.#parts, this.#take(this.#partSize));
+    for (let size = partBytes(this.#partSize, this.#parts + 1); this.#pendingBytes >= size; size = partBytes(this.#partSize, this.#parts + 1)) {
+      last = this.#enqueue(++this.#parts, this.#take(size));
+    }
     if (last !== undefined) await last;
   }
 
@@ -499,7 +503,7 @@ class S3StagedWriter implements StagedWriter {
     const st = this.#committedState;
     this.#pending = [];
     this.#pendingBytes = 0;
-    this.#offset = st.parts * st.partSize;
+    this.#offset = partsEnd(st.partSize, st.parts);
     this.#parts = st.parts;
     this.#lastPart = Promise.resolve();
     if (st.tail !== null) {

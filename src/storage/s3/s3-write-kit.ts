@@ -27,6 +27,32 @@ export const MAX_PARTS = 10_000;
 export const MAX_KEY_BYTES = 1024;
 /** Default --s3-part-size. */
 export const DEFAULT_PART_BYTES = 8 * 1024 * 1024;
+/** Parts per step of the part-size schedule (partBytes). */
+export const PARTS_PER_STEP = 2000;
+/** Doublings of the part size the schedule allows (the last step runs to part 10,000). */
+const MAX_DOUBLINGS = 4;
+
+/**
+ * Size of part `n` (1-based) of an upload whose first part size is `base` (--s3-part-size):
+ * `base` for parts 1–2,000, then doubled every 2,000 parts (at most 16 × base, at most 5 GiB),
+ * so that S3's 10,000-part limit allows 62,000 × base (484 GiB at 8M) while small and medium
+ * uploads hold one `base`-sized part in memory. Pure.
+ */
+export function partBytes(base: number, n: number): number {
+  const step = Math.min(MAX_DOUBLINGS, Math.floor((n - 1) / PARTS_PER_STEP));
+  return Math.min(MAX_PART_BYTES, base * 2 ** step);
+}
+
+/** Bytes held by parts 1..n (where part n + 1 starts). Pure. */
+export function partsEnd(base: number, n: number): number {
+  let total = 0;
+  for (let first = 1; first <= n; first += PARTS_PER_STEP) {
+    const count = Math.min(PARTS_PER_STEP, n - first + 1);
+    total += count * partBytes(base, first);
+  }
+  return total;
+}
+
 /** Part size for server-side copies of objects above MAX_PART_BYTES. */
 const COPY_PART_BYTES = 1024 * 1024 * 1024;
 
