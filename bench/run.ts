@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
 
-const BENCHES = ['serve', 'limits', 'zip', 'uploads', 'get'] as const;
+const BENCHES = ['serve', 'limits', 'zip', 'uploads', 'get', 's3'] as const;
 const here = import.meta.dirname;
 const wanted = process.argv.slice(2);
 const names = wanted.length > 0 ? wanted : [...BENCHES];
