@@ -197,6 +197,7 @@ export class S3Staging implements Staging {
 
   async read(source: StagedRef, options: { signal?: AbortSignal } = {}): Promise<Readable> {
     const signal = options.signal;
+    signal?.throwIfAborted();
     await this.seal(source, signal);
     const ctx = this.#ctx;
     const ac = new AbortController();
@@ -459,7 +460,8 @@ class S3StagedWriter implements StagedWriter {
       }
       await ctx.client.send(new UploadPartCommand({ Bucket: ctx.bucket, Key: this.#key, UploadId: this.#uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }));
     }).catch((err: unknown) => {
-      this.#failure ??= mapWriteError(err, undefined, this.#committed.offset);
+      // A multipart upload that is gone took its parts with it: nothing is durable.
+      this.#failure ??= mapWriteError(err, undefined, 0);
       throw this.#failure;
     });
     this.#chain = run.catch(() => {});
