@@ -17,9 +17,10 @@ import { promisify } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { buffer } from 'node:stream/consumers';
-import { ListMultipartUploadsCommand, ListObjectsV2Command, ListPartsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, ListPartsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { S3Storage, type StagedCheckpoint } from '../../src/storage/index.ts';
 import { FerryError, parseSafePath, type SafePath } from '../../src/core/index.ts';
+import { isConditionFailure, multipartCopy } from '../../src/storage/s3/s3-write-kit.ts';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server.ts';
 import { startChildServer } from '../helpers/start-server.ts';
 
@@ -244,4 +245,17 @@ test('the store goes down mid-upload: the write fails 503 and stays failed; afte
   await w.close();
   await s.publish({ id: 'd1', checkpoint: done }, p('d.bin'), 'reject');
   assert.equal(sha(await readAll(s, 'd.bin')), sha(data));
+});
+
+test('a copy in parts (what publish uses above 5 GiB, here with 5 MiB ranges): byte-identical, conditional, and aborted when refused', async () => {
+  const fixtures = s3.client();
+  const ctx = { client: fixtures, bucket: s3.bucket, prefix: '', partSize: PART, headFile: () => Promise.reject(new Error('unused')) };
+  const body = randomBytes(12 * MiB + 3);
+  await fixtures.send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'mpc/src', Body: body }));
+  await multipartCopy(ctx, 'mpc/src', body.length, 'mpc/dst', true, undefined, PART);
+  const got = await fixtures.send(new GetObjectCommand({ Bucket: s3.bucket, Key: 'mpc/dst' }));
+  assert.equal(sha(Buffer.from(await got.Body!.transformToByteArray())), sha(body));
+  await assert.rejects(multipartCopy(ctx, 'mpc/src', body.length, 'mpc/dst', true, undefined, PART), (err: unknown) => isConditionFailure(err));
+  const left = (await fixtures.send(new ListMultipartUploadsCommand({ Bucket: s3.bucket, Prefix: 'mpc/' }))).Uploads ?? [];
+  assert.deepEqual(left, [], 'the refused copy left no multipart upload behind');
 });

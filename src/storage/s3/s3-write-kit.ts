@@ -233,12 +233,12 @@ export async function copyPart(ctx: S3WriteContext, key: string, uploadId: strin
  * upload of server-side part copies; `ifNoneMatch` makes the completion conditional. The
  * multipart upload is aborted when anything fails.
  */
-export async function multipartCopy(ctx: S3WriteContext, sourceKey: string, size: number, key: string, ifNoneMatch: boolean, signal?: AbortSignal): Promise<void> {
+export async function multipartCopy(ctx: S3WriteContext, sourceKey: string, size: number, key: string, ifNoneMatch: boolean, signal?: AbortSignal, partBytes = COPY_PART_BYTES): Promise<void> {
   const created = await ctx.client.send(new CreateMultipartUploadCommand({ Bucket: ctx.bucket, Key: key }), sendOptions(signal));
   const uploadId = created.UploadId ?? '';
   try {
     const parts: CompletedPart[] = [];
-    for (const [i, range] of copyRanges(size).entries()) parts.push(await copyPart(ctx, key, uploadId, i + 1, sourceKey, range, signal));
+    for (const [i, range] of copyRanges(size, partBytes).entries()) parts.push(await copyPart(ctx, key, uploadId, i + 1, sourceKey, range, signal));
     await ctx.client.send(new CompleteMultipartUploadCommand({
       Bucket: ctx.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts }, ...(ifNoneMatch ? { IfNoneMatch: '*' } : {}),
     }), sendOptions(signal));
