@@ -59,12 +59,13 @@ export const SERVE_OPTIONS = {
   roles: { kind: 'roles', default: undefined, fileOnly: true, help: 'per-role limits: {"read": {"limitRateClient": "2M"}, "admin": {...}}', group: 'Traffic' },
 
   // --- storage ----------------------------------------------------------------
-  storage: { kind: 'enum', values: ['local', 's3'], default: 'local', help: 'where files live: the --root folder, or an S3-compatible bucket (read-only for now: uploads answer 503)', arg: 'local|s3', group: 'Storage' },
+  storage: { kind: 'enum', values: ['local', 's3'], default: 'local', help: 'where files live: the --root folder, or an S3-compatible bucket', arg: 'local|s3', group: 'Storage' },
   s3Bucket: { kind: 'string', default: undefined, help: 'bucket (with --storage s3; required there)', arg: 'NAME', group: 'Storage' },
   s3Prefix: { kind: 'string', default: '', defaultText: 'none', help: 'key prefix the served tree lives under (e.g. media/2026)', arg: 'PREFIX', group: 'Storage' },
   s3Endpoint: { kind: 'string', default: undefined, defaultText: 'AWS', help: 'endpoint URL of a non-AWS store (MinIO, R2, Ceph, Garage), e.g. http://127.0.0.1:9000; credentials come from the standard AWS environment variables and profile chain', arg: 'URL', group: 'Storage' },
   s3Region: { kind: 'string', default: 'us-east-1', help: 'region used to sign requests', arg: 'REGION', group: 'Storage' },
   s3PathStyle: { kind: 'bool', default: false, help: 'path-style URLs (endpoint/bucket/key), needed by most non-AWS stores', group: 'Storage' },
+  s3PartSize: { kind: 'size', default: 8_388_608, defaultText: '8M', min: 5_242_880, max: 5_368_709_120, help: 'first multipart part size of uploads to S3 (5M to 5G): memory per upload in flight is one part; parts double every 2,000 so one upload of 10,000 parts holds up to 62,000 × SIZE (484 GiB at 8M)', arg: 'SIZE', group: 'Storage' },
   s3MaxSockets: { kind: 'int', default: 64, min: 1, max: 65_536, help: 'most open connections to the object store', arg: 'N', group: 'Storage' },
   s3Redirect: { kind: 'bool', default: false, help: 'answer an authorised GET /files/… of a file in the bucket with 302 to a short-lived presigned URL, so the bytes flow from the bucket directly (with --storage s3 only; docs/storage.md)', group: 'Storage' },
   s3RedirectTtl: { kind: 'duration', default: 300_000, defaultText: '5m', min: 1000, help: 'how long a presigned URL of --s3-redirect stays valid (1s to 7 days)', arg: 'D', group: 'Storage' },

@@ -93,7 +93,7 @@ function storageChoice(config: FerryConfig): StorageChoice {
   if (config.storage === 's3') {
     return {
       kind: 's3', bucket: config.s3Bucket ?? '', prefix: config.s3Prefix, region: config.s3Region, forcePathStyle: config.s3PathStyle,
-      maxSockets: config.s3MaxSockets, dotfiles: config.dotfiles, ...(config.s3Endpoint === undefined ? {} : { endpoint: config.s3Endpoint }),
+      maxSockets: config.s3MaxSockets, partSize: config.s3PartSize, dotfiles: config.dotfiles, ...(config.s3Endpoint === undefined ? {} : { endpoint: config.s3Endpoint }),
     };
   }
   return { kind: 'local', root: config.root, dotfiles: config.dotfiles, followSymlinks: config.followSymlinks, openFileReuseMs: config.openFileReuse };

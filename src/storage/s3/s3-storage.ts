@@ -1,7 +1,9 @@
 /**
- * S3-compatible object storage, read half (AWS S3, MinIO, R2, Ceph RGW, Garage): `stat`,
- * `open` → ranged GetObject, `list` (ListObjectsV2, delimiter `/`), `walk`, `check`.
- * Uploads are not accepted yet (no `openFolder`/`localPath`: the upload routes answer 503).
+ * S3-compatible object storage (AWS S3, MinIO, R2, Ceph RGW, Garage): `stat`,
+ * `open` → ranged GetObject, `list` (ListObjectsV2, delimiter `/`), `walk`, `check`; the write
+ * half (staged uploads on multipart uploads, publish by conditional server-side copy, remove)
+ * lives in s3-staging.ts and s3-publish.ts. The staging folder `.ferry-staging` under the
+ * prefix is reserved: never listed, stat'ed, walked or served, whatever --dotfiles says.
  *
  * Keys are `prefix + SafePath.relative`; the SafePath is already validated (src/core/safe-path.ts),
  * so no key escapes the prefix. A folder is a key prefix: `stat('a')` is a directory when any
@@ -27,7 +29,10 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { FerryError } from '../../core/errors.ts';
 import type { SafePath } from '../../core/safe-path.ts';
 import type { ByteRange, FileHandleReader, FileStat, ListEntry, ListOptions, ListResult, OpenReadOptions, Storage, WalkEntry } from '../types.ts';
-import type { PresignGetOptions, PublishResult, Staging } from '../types.ts';
+import type { PresignGetOptions, PublishMode, PublishOptions, PublishResult, StagedRef } from '../types.ts';
+import { S3Staging } from './s3-staging.ts';
+import { entryTypeOf, publishStaged, removeObject } from './s3-publish.ts';
+import { DEFAULT_PART_BYTES, STAGING_DIR, isReservedPath, type S3WriteContext } from './s3-write-kit.ts';
 
 export interface S3StorageOptions {
   readonly bucket: string;
@@ -46,6 +51,8 @@ export interface S3StorageOptions {
    * config/credentials files and profile, SSO, container and instance metadata).
    */
   readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string; readonly sessionToken?: string };
+  /** Bytes per multipart part of an upload (--s3-part-size; 5 MiB to 5 GiB; default 8 MiB). */
+  readonly partSize?: number;
 }
 
 /** Keys per ListObjectsV2 request (the S3 maximum). */
@@ -239,17 +246,22 @@ class S3FileReader implements FileHandleReader {
 }
 
 export class S3Storage implements Storage {
-  // Interim: the write half is being built (issue 9). Replaced in the branch that implements it.
-  readonly staging: Staging = {
-    open: () => Promise.reject(notYet()),
-    read: () => Promise.reject(notYet()),
-    concat: () => Promise.reject(notYet()),
-    remove: () => Promise.reject(notYet()),
-    list: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(notYet()) }) }),
-  };
-  publish(..._args: Parameters<Storage['publish']>): Promise<PublishResult> { return Promise.reject(notYet()); }
-  remove(..._args: Parameters<Storage['remove']>): Promise<boolean> { return Promise.reject(notYet()); }
-  entryType(..._args: Parameters<Storage['entryType']>): Promise<'file' | 'directory' | 'other' | undefined> { return Promise.reject(notYet()); }
+  /** Staged uploads on multipart uploads (s3-staging.ts). */
+  readonly staging: S3Staging;
+  readonly #write: S3WriteContext;
+
+  /** Seals the staged upload and copies it to `target` under `mode` (s3-publish.ts). */
+  publish(source: StagedRef, target: SafePath, mode: PublishMode, options?: PublishOptions): Promise<PublishResult> {
+    return publishStaged(this.#write, this.staging, source, target, mode, options);
+  }
+
+  remove(p: SafePath, options: { signal?: AbortSignal } = {}): Promise<boolean> {
+    return removeObject(this.#write, p, options.signal);
+  }
+
+  entryType(p: SafePath, options: { signal?: AbortSignal } = {}): Promise<'file' | 'directory' | 'other' | undefined> {
+    return entryTypeOf(this.#write, p, options.signal);
+  }
 
   readonly #client: S3Client;
   readonly #options: S3StorageOptions;
@@ -274,6 +286,11 @@ export class S3Storage implements Storage {
       ...(options.credentials === undefined ? {} : { credentials: { ...options.credentials } }),
     };
     this.#client = new S3Client(config);
+    this.#write = {
+      client: this.#client, bucket: options.bucket, prefix: this.#prefix, partSize: options.partSize ?? DEFAULT_PART_BYTES,
+      headFile: (key, signal) => this.headFile(key, signal),
+    };
+    this.staging = new S3Staging(this.#write);
   }
 
   /** Builds the client and checks the bucket answers (FERRY_ERR_STORAGE_UNAVAILABLE otherwise). */
@@ -305,7 +322,7 @@ export class S3Storage implements Storage {
   }
 
   #hidden(p: SafePath): boolean {
-    return p.hidden && this.#options.dotfiles === 'deny';
+    return (p.hidden && this.#options.dotfiles === 'deny') || isReservedPath(p.segments);
   }
 
   /** @internal GetObject for a reader (see S3FileReader.openRead). */
@@ -386,7 +403,7 @@ export class S3Storage implements Storage {
         sawAny = true;
         const name = key.slice(prefix.length);
         if (name > sortKey) sortKey = name;
-        if (!listableName(name, dotfiles) || (after !== undefined && !(name > after))) continue;
+        if (!listableName(name, dotfiles) || (after !== undefined && !(name > after)) || (dir.relative === '' && name === STAGING_DIR)) continue;
         found.set(name, { name, type: 'file', stat: fileStat(o.Size ?? 0, o.LastModified, o.ETag) });
       }
       for (const cp of page.CommonPrefixes ?? []) {
@@ -394,7 +411,7 @@ export class S3Storage implements Storage {
         sawAny = true;
         if (rel > sortKey) sortKey = rel;
         const name = rel.slice(0, -1);
-        if (!listableName(name, dotfiles) || (after !== undefined && !(name > after))) continue;
+        if (!listableName(name, dotfiles) || (after !== undefined && !(name > after)) || (dir.relative === '' && name === STAGING_DIR)) continue;
         // An object and a folder of one name: the object wins (as in stat and open).
         if (!found.has(name)) found.set(name, { name, type: 'directory', stat: DIRECTORY_STAT });
       }
@@ -493,4 +510,3 @@ export class S3Storage implements Storage {
   }
 }
 
-function notYet(): FerryError { return new FerryError('FERRY_ERR_STORAGE_UNAVAILABLE', 'this backend does not accept writes yet'); }
