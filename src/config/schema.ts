@@ -66,6 +66,8 @@ export const SERVE_OPTIONS = {
   s3Region: { kind: 'string', default: 'us-east-1', help: 'region used to sign requests', arg: 'REGION', group: 'Storage' },
   s3PathStyle: { kind: 'bool', default: false, help: 'path-style URLs (endpoint/bucket/key), needed by most non-AWS stores', group: 'Storage' },
   s3MaxSockets: { kind: 'int', default: 64, min: 1, max: 65_536, help: 'most open connections to the object store', arg: 'N', group: 'Storage' },
+  s3Timeout: { kind: 'duration', default: 5000, defaultText: '5s', min: 1, help: 'longest wait for the headers of one read request to the object store (HEAD, GET, LIST); a slower attempt is retried (3 attempts in all), then answered 503', arg: 'D', group: 'Storage' },
+  s3IdleTimeout: { kind: 'duration', default: 5000, defaultText: '5s', min: 1, help: 'a download body from the object store that sends nothing for this long is cut and continued from the same offset (same version, up to 3 times in a row)', arg: 'D', group: 'Storage' },
   storageBackup: { kind: 'enum', values: ['local', 's3', 'none'], default: 'none', help: 'a backup store for reads: when the primary fails (unavailable, timeouts), reads fail over to it and uploads answer 503 until the primary answers again (docs/storage.md)', arg: 'local|s3|none', group: 'Storage' },
   backupRoot: { kind: 'path', default: undefined, help: 'folder holding the local mirror (with --storage-backup local)', arg: 'DIR', group: 'Storage' },
   backupS3Bucket: { kind: 'string', default: undefined, help: 'bucket of the backup (with --storage-backup s3); prefix, region, path style and credentials are those of the primary', arg: 'NAME', group: 'Storage' },

@@ -39,7 +39,7 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE
 
 /** True when `err` says the backend could not be reached or did not answer in time (not a 404/400). */
 export function isAvailabilityFailure(err: unknown): boolean {
-  if (err instanceof FerryError) return err.code === 'FERRY_ERR_STORAGE_UNAVAILABLE';
+  if (err instanceof FerryError) return err.code === 'FERRY_ERR_STORAGE_UNAVAILABLE' || err.code === 'FERRY_ERR_STORAGE_BAD_GATEWAY';
   if (typeof err !== 'object' || err === null) return false;
   const e = err as { name?: unknown; code?: unknown };
   if (e.name === 'TimeoutError') return true;
@@ -57,10 +57,22 @@ class PrimaryHandle implements FileHandleReader {
   readonly #inner: FileHandleReader;
   readonly #report: (event: BreakerEvent) => void;
   readonly readAt?: (buffer: Uint8Array, position: number) => Promise<number>;
+  readonly prefetch?: (range: ByteRange, options?: { signal?: AbortSignal }) => Promise<void>;
 
   constructor(inner: FileHandleReader, report: (event: BreakerEvent) => void) {
     this.#inner = inner;
     this.#report = report;
+    const prefetch = inner.prefetch?.bind(inner);
+    if (prefetch !== undefined) {
+      this.prefetch = async (range, options) => {
+        try {
+          await prefetch(range, options);
+        } catch (err) {
+          if (isAvailabilityFailure(err)) report('failure');
+          throw err;
+        }
+      };
+    }
     const readAt = inner.readAt?.bind(inner);
     if (readAt !== undefined) {
       this.readAt = async (buffer, position) => {
