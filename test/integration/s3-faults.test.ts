@@ -4,11 +4,13 @@
  * the proxy, downloads with a real client (curl, or node:http where the test must know when
  * bytes reached the client) and checks what the proxy saw: which requests, which ranges, when.
  *
- * How these failed before the S3 read path retried and continued (commit 16bb26a): a GetObject
- * body that reset or stalled before the first byte cut the response after a 200 header (curl
- * exit 18) or hung it for good (no idle timeout); a reset after bytes reached the client was
- * never continued; a store that kept answering 500 gave a 200 header and a cut body instead of
- * a 502 problem+json; `--s3-timeout` and `--s3-idle-timeout` did not exist.
+ * How these failed before the S3 read path retried and continued (commit 16bb26a, run without
+ * the two timeout options, which did not exist): a body that reset before the first byte
+ * gave a 200 header and a cut body (curl status 0 / exit 18); a reset after bytes reached the
+ * client was never continued (the download was cut); a store that kept answering 500 or
+ * SlowDown gave a 200 header and a cut body instead of a 502/503 problem+json. The first case
+ * (500 and SlowDown once each) passed already: the SDK's default retries handled it; it stays
+ * as the guard that the wiring keeps them (and the HEAD of `open` retried).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

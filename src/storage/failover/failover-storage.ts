@@ -2,7 +2,7 @@
  * A primary backend with a backup for reads, behind a circuit breaker (circuit-breaker.ts).
  *
  * - Reads (stat, open, list, walk, check) go to the primary while its breaker is closed or
- *   half-open. A primary failure that says the backend is unavailable (FERRY_ERR_STORAGE_UNAVAILABLE,
+ *   half-open. A primary failure that says the backend is unavailable (FERRY_ERR_STORAGE_UNAVAILABLE or _BAD_GATEWAY,
  *   a timeout, a network error) counts against the breaker and the same request is retried on
  *   the backup. Any other answer, a 404 or a 400 included, is the answer: the backup may be
  *   stale, so it is never asked about a file the primary says does not exist.

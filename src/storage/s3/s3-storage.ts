@@ -14,6 +14,13 @@
  * (`bytes=first-last`): the size is known from HEAD, and absolute ranges are the form every
  * S3-compatible store implements correctly. Response bodies are destroyed as soon as the reader
  * stops (the SDK leaves an unread body holding its socket: aws/aws-sdk-js-v3#6691).
+ *
+ * Faults (docs/storage.md, "Faults and retries"): every request is retried by the SDK's
+ * standard strategy (3 attempts, full-jitter backoff, the store's Retry-After honoured within
+ * 5 s of the backoff); read requests time out when their headers take longer than
+ * `timeoutMs`; a GET body that breaks or stalls (`idleTimeoutMs`) is continued from the exact
+ * offset under the same pin (s3-read-session.ts). `prefetch` lets /files read the first bytes
+ * before its header goes out, so a store that stays broken becomes a 502/503 problem+json.
  */
 import http from 'node:http';
 import https from 'node:https';
