@@ -65,6 +65,8 @@ export interface S3FaultProxy extends AsyncDisposable {
   clear(): void;
   /** Resolves with the first request (past or future) that matches, in arrival order after `since` (a seq). */
   waitFor(match: (r: ProxyRequest) => boolean, since?: number): Promise<ProxyRequest>;
+  /** Resolves with performance.now() when the client connection that carried request `seq` closed. */
+  waitClosed(seq: number): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -98,6 +100,7 @@ export async function startS3FaultProxy(upstream: string, bucket: string): Promi
   const rules: Array<{ rule: FaultRule; left: number }> = [];
   const requests: ProxyRequest[] = [];
   const events = new EventEmitter();
+  const closedAt = new Map<number, number>();
   const sockets = new Set<Socket>();
   const upstreamAgent = new http.Agent({ keepAlive: false });
 
@@ -157,6 +160,7 @@ export async function startS3FaultProxy(upstream: string, bucket: string): Promi
     const fault = take(method, key, rangeHeader);
     const record: ProxyRequest = { seq: requests.length + 1, method, key, range: rangeHeader, fault: fault?.kind ?? 'pass', at: performance.now() };
     requests.push(record);
+    req.socket.once('close', () => { closedAt.set(record.seq, performance.now()); events.emit('closed', record.seq); });
     events.emit('request', record);
     if (fault === undefined) { forward(req, res); return; }
     switch (fault.kind) {
@@ -216,6 +220,16 @@ export async function startS3FaultProxy(upstream: string, bucket: string): Promi
           if (r.seq > since && match(r)) { events.off('request', on); resolve(r); }
         };
         events.on('request', on);
+      });
+    },
+    waitClosed(seq) {
+      const at = closedAt.get(seq);
+      if (at !== undefined) return Promise.resolve(at);
+      return new Promise((resolve) => {
+        const on = (s: number): void => {
+          if (s === seq) { events.off('closed', on); resolve(closedAt.get(seq)!); }
+        };
+        events.on('closed', on);
       });
     },
     close,

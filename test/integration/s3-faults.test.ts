@@ -44,7 +44,7 @@ function contentOf(name: string, size = SIZE): Buffer {
   return out;
 }
 
-const NAMES = ['retry-5xx.bin', 'retry-early.bin', 'resume.bin', 'changed.bin', 'persistent.bin'] as const;
+const NAMES = ['retry-5xx.bin', 'retry-early.bin', 'resume.bin', 'changed.bin', 'persistent.bin', 'abort.bin'] as const;
 
 before(async () => {
   tmp = await makeTempDir();
@@ -208,4 +208,19 @@ test('a persistent fault before the answer started: a clear 502 or 503 problem+j
   const ok = await curl(url);
   assert.equal(ok.status, 200);
   assert.ok(ok.body.equals(contentOf(name)));
+});
+
+test('a client that goes away aborts the store request at once (before the store answered)', async () => {
+  // A guard, not a regression: the read was already aborted with its stream before this change.
+  const name = 'abort.bin';
+  const since = last();
+  proxy.inject({ method: 'GET', key: `media/${name}`, times: 1, fault: { kind: 'hang' } });
+  const ac = new AbortController();
+  const req = http.get(`${ferry.url}/files/${name}`, { signal: ac.signal });
+  req.on('error', () => { /* the abort */ });
+  const hung = await proxy.waitFor((r) => r.method === 'GET' && r.key === `media/${name}`, since);
+  const abortedAt = performance.now();
+  ac.abort();
+  const closedAt = await proxy.waitClosed(hung.seq);
+  assert.ok(closedAt - abortedAt < READ_TIMEOUT_MS / 2, `the store request closed ${Math.round(closedAt - abortedAt)} ms after the client left`);
 });
