@@ -44,7 +44,7 @@ function contentOf(name: string, size = SIZE): Buffer {
   return out;
 }
 
-const NAMES = ['retry-5xx.bin', 'retry-early.bin', 'resume.bin', 'changed.bin', 'persistent.bin', 'abort.bin'] as const;
+const NAMES = ['retry-5xx.bin', 'retry-early.bin', 'resume.bin', 'changed.bin', 'persistent.bin', 'abort.bin', 'abort-mid.bin'] as const;
 
 before(async () => {
   tmp = await makeTempDir();
@@ -211,7 +211,9 @@ test('a persistent fault before the answer started: a clear 502 or 503 problem+j
 });
 
 test('a client that goes away aborts the store request at once (before the store answered)', async () => {
-  // A guard, not a regression: the read was already aborted with its stream before this change.
+  // Failed before: the GET that hung was never aborted (the reader's stream waited for its
+  // generator, which waited for the GET; there was no request timeout), so the store request
+  // stayed open for good after the client left (the test timed out).
   const name = 'abort.bin';
   const since = last();
   proxy.inject({ method: 'GET', key: `media/${name}`, times: 1, fault: { kind: 'hang' } });
@@ -222,5 +224,24 @@ test('a client that goes away aborts the store request at once (before the store
   const abortedAt = performance.now();
   ac.abort();
   const closedAt = await proxy.waitClosed(hung.seq);
+  assert.ok(closedAt - abortedAt < READ_TIMEOUT_MS / 2, `the store request closed ${Math.round(closedAt - abortedAt)} ms after the client left`);
+});
+
+test('a client that goes away mid-body aborts the store request in flight at once (a continuation that hangs)', async () => {
+  // Failed before: the stream's destroy waited for the hung GET (Readable.from waits for its
+  // generator), so the store request stayed open until the store answered or timed out.
+  const name = 'abort-mid.bin';
+  const since = last();
+  proxy.inject({ method: 'GET', key: `media/${name}`, range: /^bytes=0-/, times: 1, fault: { kind: 'reset', afterBytes: 100_000 } });
+  proxy.inject({ method: 'GET', key: `media/${name}`, range: /^bytes=100000-/, times: 1, fault: { kind: 'hang' } });
+  const ac = new AbortController();
+  let received = 0;
+  const req = http.get(`${ferry.url}/files/${name}`, { signal: ac.signal }, (res) => { res.on('data', (c: Buffer) => { received += c.length; }); res.on('error', () => { /* the abort */ }); });
+  req.on('error', () => { /* the abort */ });
+  const hung = await proxy.waitFor((r) => r.method === 'GET' && r.key === `media/${name}` && r.fault === 'hang', since);
+  const abortedAt = performance.now();
+  ac.abort();
+  const closedAt = await proxy.waitClosed(hung.seq);
+  assert.ok(received > 0, 'the client had bytes');
   assert.ok(closedAt - abortedAt < READ_TIMEOUT_MS / 2, `the store request closed ${Math.round(closedAt - abortedAt)} ms after the client left`);
 });

@@ -296,7 +296,36 @@ class S3FileReader implements FileHandleReader {
       // The rest of a longer read (a prefetched part read in windows) waits for the next window.
       park(s);
     }
-    const stream = Readable.from(body(), { objectMode: false, ...(options.highWaterMark === undefined ? {} : { highWaterMark: options.highWaterMark }) });
+    // Not Readable.from: its destroy waits for the generator to return, which waits for the
+    // GET or body read in flight, so a client that went away would keep the store request
+    // open until the store answered. Here destroy aborts the read first, then ends the
+    // generator.
+    let iterator: AsyncGenerator<Buffer> | undefined;
+    let pulling = false;
+    const stream = new Readable({
+      ...(options.highWaterMark === undefined ? {} : { highWaterMark: options.highWaterMark }),
+      read() {
+        if (pulling) return;
+        pulling = true;
+        iterator ??= body();
+        const it = iterator;
+        const pull = (): void => {
+          it.next().then(({ value, done }) => {
+            if (done === true) { this.push(null); return; }
+            if (this.push(value)) pull();
+            else pulling = false;
+          }, (err: unknown) => { this.destroy(err as Error); });
+        };
+        pull();
+      },
+      destroy(err, callback) {
+        if (!finished) session?.destroy();
+        const it = iterator;
+        iterator = undefined;
+        if (it === undefined) { callback(err); return; }
+        it.return(undefined).then(() => { callback(err); }, () => { callback(err); });
+      },
+    });
     const signal = options.signal;
     const onAbort = (): void => { stream.destroy(signal?.reason as Error | undefined); };
     if (signal !== undefined) {
@@ -304,10 +333,7 @@ class S3FileReader implements FileHandleReader {
       else signal.addEventListener('abort', onAbort, { once: true });
     }
     this.#streams.add(stream);
-    // Readable.from only asks the generator to return at its next await; the abort reaches the
-    // request (and its body) immediately.
     stream.once('close', () => {
-      if (!finished) session?.destroy();
       signal?.removeEventListener('abort', onAbort);
       this.#streams.delete(stream);
     });
