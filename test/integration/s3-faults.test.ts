@@ -10,7 +10,8 @@
  * client was never continued (the download was cut); a store that kept answering 500 or
  * SlowDown gave a 200 header and a cut body instead of a 502/503 problem+json. The first case
  * (500 and SlowDown once each) passed already: the SDK's default retries handled it; it stays
- * as the guard that the wiring keeps them (and the HEAD of `open` retried).
+ * as the guard that the wiring keeps them (and the HEAD of `open` retried). A client that
+ * left while the store hung kept the store request open for good (both abort cases).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
