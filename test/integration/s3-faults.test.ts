@@ -181,7 +181,7 @@ test('the object changes between two attempts: the response is cut, never mixed'
   assert.ok(r.body.length > 0 && r.body.length <= 100_000, `got ${r.body.length} bytes`);
   assert.ok(r.body.equals(old.subarray(0, r.body.length)), 'only bytes of the version the answer started with');
   assert.deepEqual(getsOf(name, since).map((q) => q.fault), ['reset', 'forward'], 'no further attempt on a changed object');
-  assert.ok(ferry.lines.some((l) => l.includes('download failed after the response started') && l.includes('FERRY_ERR_STORAGE_CHANGED')), 'logged');
+  await ferry.waitForLine((l) => l.includes('download failed after the response started') && l.includes('FERRY_ERR_STORAGE_CHANGED'));
 });
 
 test('a persistent fault before the answer started: a clear 502 or 503 problem+json, after the retries', async () => {
