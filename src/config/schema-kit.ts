@@ -81,7 +81,7 @@ export function toEnv(name: string): string {
 function describeAllowed(spec: OptionSpec): string {
   switch (spec.kind) {
     case 'int': return `an integer${spec.min !== undefined ? ` ≥ ${spec.min}` : ''}${spec.max !== undefined ? ` and ≤ ${spec.max}` : ''}`;
-    case 'size': return 'a size such as 512k, 64M, 1G (bytes)';
+    case 'size': return `a size such as 512k, 64M, 1G (bytes)${spec.min !== undefined ? `, ≥ ${spec.min}` : ''}${spec.max !== undefined ? `, ≤ ${spec.max}` : ''}`;
     case 'rate': return 'a rate in bytes per second such as 512k, 10M';
     case 'duration': return 'a duration such as 250ms, 30s, 5m, 24h';
     case 'bool': return 'true or false';
@@ -155,7 +155,7 @@ export function parseOptionValue(spec: OptionSpec, raw: unknown): { ok: true; va
       if (asString === undefined) return fail;
       const parse = spec.kind === 'size' ? parseSize : spec.kind === 'rate' ? parseRate : parseDuration;
       const n = parse(asString);
-      if (n === undefined || (spec.min !== undefined && n < spec.min)) return fail;
+      if (n === undefined || (spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max)) return fail;
       return { ok: true, value: n };
     }
     case 'bool': {

@@ -28,6 +28,7 @@ export const FERRY_ERRORS = {
   FERRY_ERR_STORAGE_UNAVAILABLE: { status: 503, title: 'Storage unavailable' },
   FERRY_ERR_STORAGE_FULL: { status: 507, title: 'Insufficient storage' },
   FERRY_ERR_STORAGE_CHANGED: { status: 500, title: 'File changed while it was being read' },
+  FERRY_ERR_STORAGE_BAD_GATEWAY: { status: 502, title: 'The storage backend answered with an error' },
   // --- zip --------------------------------------------------------------------
   FERRY_ERR_ZIP_TOO_MANY_ENTRIES: { status: 413, title: 'Archive has too many entries' },
   FERRY_ERR_ZIP_TOO_LARGE: { status: 413, title: 'Archive is too large' },

@@ -31,8 +31,8 @@ export const MAX_SEGMENT_BYTES = 255;
 export const MAX_PATH_BYTES = 4096;
 
 const ENCODED_SEPARATOR = /%(2f|5c)/i;
-/** A UTF-16 surrogate without its pair: text that has no UTF-8 form. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** With the `u` flag, surrogate pairs are one code point: this matches only unpaired halves. */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
 /**
  * @param encoded the path as it appears in the URL, without the route prefix and query,
@@ -58,8 +58,8 @@ export function parseSafePath(encoded: string): SafePath {
     }
     if (seg === '.' || seg === '..') throw invalid('dot-segment in path');
     if (seg.includes('\0')) throw invalid('NUL in path');
-    // A lone surrogate is no UTF-8 name: it never becomes a file name or an object key.
-    if (LONE_SURROGATE.test(seg)) throw invalid('path is not valid UTF-8');
+    // A lone surrogate has no UTF-8 form: a disk would store replacement bytes, an object store another key.
+    if (LONE_SURROGATE.test(seg)) throw invalid('path is not valid Unicode (lone surrogate)');
     if (seg.includes('/') || seg.includes('\\')) throw invalid('separator in path segment');
     if (seg.startsWith('.')) hidden = true;
     segments.push(seg);
@@ -70,7 +70,7 @@ export function parseSafePath(encoded: string): SafePath {
 /** Validates an already-decoded relative path (from JSON bodies, tus metadata, zip selections). */
 export function parseDecodedPath(decoded: string): SafePath {
   if (decoded.includes('\0')) throw invalid('NUL in path');
-  if (LONE_SURROGATE.test(decoded)) throw invalid('path is not valid UTF-8');
+  if (LONE_SURROGATE.test(decoded)) throw invalid('path is not valid Unicode (lone surrogate)');
   if (decoded.includes('\\')) throw invalid('backslash in path');
   const trimmed = decoded.replace(/^\/+/, '').replace(/\/+$/, '');
   if (trimmed === '') return { segments: [], relative: '', hidden: false };

@@ -217,6 +217,12 @@ async function sendBody(a: SendBodyArgs): Promise<void> {
   // identity bodies keep the direct path (pooled positional reads, adaptive chunks) throttled
   // or not; undefined when no rate applies.
   const pacing = pacingFor(deps.transfer, a.subject, signal);
+  // A remote store reads its first bytes before the header goes out: a store that fails
+  // (its retries spent) is still answered with a 502/503 problem+json, not a cut connection.
+  if (reader.prefetch !== undefined) {
+    const first = a.coding !== undefined ? { start: 0, end: reader.stat.size - 1 } : a.parts?.find((p) => !Buffer.isBuffer(p));
+    if (first !== undefined && !Buffer.isBuffer(first)) await reader.prefetch(first, { signal });
+  }
   let compressor: Transform | undefined;
   if (a.coding !== undefined) {
     compressor = createCompressor(a.coding);

@@ -59,7 +59,7 @@ function backupChoice(config: FerryConfig): StorageChoice | undefined {
   if (config.storageBackup === 's3') {
     return {
       kind: 's3', bucket: config.backupS3Bucket ?? '', prefix: config.s3Prefix, region: config.s3Region, forcePathStyle: config.s3PathStyle,
-      maxSockets: config.s3MaxSockets, dotfiles: config.dotfiles, ...(config.backupS3Endpoint === undefined ? {} : { endpoint: config.backupS3Endpoint }),
+      maxSockets: config.s3MaxSockets, timeoutMs: config.s3Timeout, idleTimeoutMs: config.s3IdleTimeout, dotfiles: config.dotfiles, ...(config.backupS3Endpoint === undefined ? {} : { endpoint: config.backupS3Endpoint }),
     };
   }
   if (config.storageBackup === 'local') {
@@ -97,7 +97,7 @@ function storageChoice(config: FerryConfig, journal: WriteJournal): StorageChoic
   if (config.storage === 's3') {
     return {
       kind: 's3', bucket: config.s3Bucket ?? '', prefix: config.s3Prefix, region: config.s3Region, forcePathStyle: config.s3PathStyle,
-      maxSockets: config.s3MaxSockets, dotfiles: config.dotfiles, ...(config.s3Endpoint === undefined ? {} : { endpoint: config.s3Endpoint }),
+      maxSockets: config.s3MaxSockets, partSize: config.s3PartSize, timeoutMs: config.s3Timeout, idleTimeoutMs: config.s3IdleTimeout, dotfiles: config.dotfiles, ...(config.s3Endpoint === undefined ? {} : { endpoint: config.s3Endpoint }),
     };
   }
   return {

@@ -54,6 +54,13 @@ export interface FileHandleReader extends AsyncDisposable {
    * backends may only stream.
    */
   readAt?(buffer: Uint8Array, position: number): Promise<number>;
+  /**
+   * Starts reading `range` now and resolves once its first bytes are in (retries included),
+   * or rejects with the backend's error, so a failing remote store can still be answered
+   * with an error status before any header went out. The next `openRead` starting at
+   * `range.start` continues that read. Optional: local disk has nothing to start.
+   */
+  prefetch?(range: ByteRange, options?: { signal?: AbortSignal }): Promise<void>;
   /** Re-reads the metadata from the open handle (e.g. to detect a file that changed mid-stream). */
   restat(): Promise<FileStat>;
   close(): Promise<void>;

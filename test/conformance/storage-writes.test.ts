@@ -327,7 +327,6 @@ for (const backend of backends) {
       return cp;
     };
     // "%2F" is three characters of a name, not a slash.
-    // (p() parses a raw URL path, where "%2F" is refused: "%25" is the "%" of the name.)
     await s.publish({ id: 'k1', checkpoint: await stage('k1') }, p('odd/a%252Fb'), 'reject');
     const listed = await s.list(p('odd'), { limit: 10 });
     assert.deepEqual(listed.entries.map((e) => [e.name, e.type]), [['a%2Fb', 'file']]);

@@ -74,6 +74,12 @@ export interface ChildServer extends AsyncDisposable {
   /** Resolves with the exit code when the process ends. */
   exited: Promise<number | null>;
   kill(signal?: NodeJS.Signals): void;
+  /**
+   * Resolves with the first line (already written or still to come) that `match` accepts;
+   * rejects after `timeoutMs` (default 10 s) or when the process exits first. A log line is
+   * written after the response it is about has ended: wait for it, do not look once.
+   */
+  waitForLine(match: (line: string) => boolean, timeoutMs?: number): Promise<string>;
 }
 
 /** Starts `node src/cli.ts serve` as a child process on port 0 and waits for its URL. */
@@ -101,8 +107,20 @@ export async function startChildServer(args: string[] = [], opts: { root?: strin
     void exited.then((code) => reject(new Error(`server exited early (${code}): ${stderr}`)));
   });
   const kill = (signal: NodeJS.Signals = 'SIGTERM'): void => { if (child.exitCode === null && child.signalCode === null) child.kill(signal); };
+  const waitForLine = (match: (line: string) => boolean, timeoutMs = 10_000): Promise<string> => {
+    const found = lines.find(match);
+    if (found !== undefined) return Promise.resolve(found);
+    return new Promise<string>((resolve, reject) => {
+      const onLine = (line: string): void => { if (match(line)) { done(); resolve(line); } };
+      const timer = setTimeout(() => { done(); reject(new Error(`no matching log line within ${timeoutMs} ms`)); }, timeoutMs);
+      const onExit = (): void => { done(); reject(new Error('the server exited before the log line came')); };
+      const done = (): void => { clearTimeout(timer); rl.off('line', onLine); child.off('exit', onExit); };
+      rl.on('line', onLine);
+      child.once('exit', onExit);
+    });
+  };
   return {
-    child, url, root, stateDir, lines, exited, kill,
+    child, url, root, stateDir, lines, exited, kill, waitForLine,
     async [Symbol.asyncDispose]() {
       kill('SIGKILL');
       await exited;

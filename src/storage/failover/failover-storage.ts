@@ -2,7 +2,7 @@
  * A primary backend with a backup for reads, behind a circuit breaker (circuit-breaker.ts).
  *
  * - Reads (stat, open, list, walk, check) go to the primary while its breaker is closed or
- *   half-open. A primary failure that says the backend is unavailable (FERRY_ERR_STORAGE_UNAVAILABLE,
+ *   half-open. A primary failure that says the backend is unavailable (FERRY_ERR_STORAGE_UNAVAILABLE or _BAD_GATEWAY,
  *   a timeout, a network error) counts against the breaker and the same request is retried on
  *   the backup. Any other answer, a 404 or a 400 included, is the answer: the backup may be
  *   stale, so it is never asked about a file the primary says does not exist.
@@ -45,7 +45,7 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE
 
 /** True when `err` says the backend could not be reached or did not answer in time (not a 404/400). */
 export function isAvailabilityFailure(err: unknown): boolean {
-  if (err instanceof FerryError) return err.code === 'FERRY_ERR_STORAGE_UNAVAILABLE';
+  if (err instanceof FerryError) return err.code === 'FERRY_ERR_STORAGE_UNAVAILABLE' || err.code === 'FERRY_ERR_STORAGE_BAD_GATEWAY';
   if (typeof err !== 'object' || err === null) return false;
   const e = err as { name?: unknown; code?: unknown };
   if (e.name === 'TimeoutError') return true;
@@ -106,6 +106,7 @@ class PrimaryHandle implements FileHandleReader {
   #pinned: FileStat | undefined;
   #closed = false;
   readonly readAt?: (buffer: Uint8Array, position: number) => Promise<number>;
+  readonly prefetch?: (range: ByteRange, options?: { signal?: AbortSignal }) => Promise<void>;
 
   constructor(inner: FileHandleReader, path: string, report: (event: BreakerEvent) => void, openBackup: () => Promise<FileHandleReader>, notify: (event: MidStreamFailover) => void) {
     this.#inner = inner;
@@ -113,6 +114,23 @@ class PrimaryHandle implements FileHandleReader {
     this.#report = report;
     this.#openBackup = openBackup;
     this.#notify = notify;
+    const prefetch = inner.prefetch?.bind(inner);
+    if (prefetch !== undefined) {
+      // Before any byte went out: a primary that fails here hands the whole answer to the
+      // backup when it holds the same version (the same rule as mid-stream), else it fails.
+      this.prefetch = async (range, options) => {
+        if (this.#switched !== undefined) { await this.#switched.prefetch?.(range, options); return; }
+        try {
+          await prefetch(range, options);
+        } catch (err) {
+          if (isAbort(err, options?.signal) || !isAvailabilityFailure(err)) throw err;
+          report('failure');
+          const backup = await this.#takeOver(range.start);
+          if (backup === undefined) throw err;
+          await backup.prefetch?.(range, options);
+        }
+      };
+    }
     const readAt = inner.readAt?.bind(inner);
     if (readAt !== undefined) {
       this.readAt = async (buffer, position) => {

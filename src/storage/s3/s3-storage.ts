@@ -1,7 +1,9 @@
 /**
- * S3-compatible object storage, read half (AWS S3, MinIO, R2, Ceph RGW, Garage): `stat`,
- * `open` → ranged GetObject, `list` (ListObjectsV2, delimiter `/`), `walk`, `check`.
- * Uploads are not accepted yet (no `openFolder`/`localPath`: the upload routes answer 503).
+ * S3-compatible object storage (AWS S3, MinIO, R2, Ceph RGW, Garage): `stat`,
+ * `open` → ranged GetObject, `list` (ListObjectsV2, delimiter `/`), `walk`, `check`; the write
+ * half (staged uploads on multipart uploads, publish by conditional server-side copy, remove)
+ * lives in s3-staging.ts and s3-publish.ts. The staging folder `.ferry-staging` under the
+ * prefix is reserved: never listed, stat'ed, walked or served, whatever --dotfiles says.
  *
  * Keys are `prefix + SafePath.relative`; the SafePath is already validated (src/core/safe-path.ts),
  * so no key escapes the prefix. A folder is a key prefix: `stat('a')` is a directory when any
@@ -14,6 +16,13 @@
  * (`bytes=first-last`): the size is known from HEAD, and absolute ranges are the form every
  * S3-compatible store implements correctly. Response bodies are destroyed as soon as the reader
  * stops (the SDK leaves an unread body holding its socket: aws/aws-sdk-js-v3#6691).
+ *
+ * Faults (docs/storage.md, "Faults and retries"): every request is retried by the SDK's
+ * standard strategy (3 attempts, full-jitter backoff, the store's Retry-After honoured within
+ * 5 s of the backoff); read requests time out when their headers take longer than
+ * `timeoutMs`; a GET body that breaks or stalls (`idleTimeoutMs`) is continued from the exact
+ * offset under the same pin (s3-read-session.ts). `prefetch` lets /files read the first bytes
+ * before its header goes out, so a store that stays broken becomes a 502/503 problem+json.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -27,7 +36,11 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { FerryError } from '../../core/errors.ts';
 import type { SafePath } from '../../core/safe-path.ts';
 import type { ByteRange, FileHandleReader, FileStat, ListEntry, ListOptions, ListResult, OpenReadOptions, Storage, WalkEntry } from '../types.ts';
-import type { PresignGetOptions, PublishResult, Staging } from '../types.ts';
+import type { PresignGetOptions, PublishMode, PublishOptions, PublishResult, StagedRef } from '../types.ts';
+import { S3Staging } from './s3-staging.ts';
+import { entryTypeOf, publishStaged, removeObject } from './s3-publish.ts';
+import { DEFAULT_PART_BYTES, STAGING_DIR, isReservedPath, type S3WriteContext } from './s3-write-kit.ts';
+import { ReadSession } from './s3-read-session.ts';
 
 export interface S3StorageOptions {
   readonly bucket: string;
@@ -46,12 +59,31 @@ export interface S3StorageOptions {
    * config/credentials files and profile, SSO, container and instance metadata).
    */
   readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string; readonly sessionToken?: string };
+  /** Bytes per multipart part of an upload (--s3-part-size; 5 MiB to 5 GiB; default 8 MiB). */
+  readonly partSize?: number;
+  /**
+   * Longest wait for the answer's headers of one read request (HEAD, GET, LIST) after it was
+   * sent; the attempt then fails as a timeout and the SDK retries it. Default READ_TIMEOUT_MS.
+   */
+  readonly timeoutMs?: number;
+  /** A GET body that sends nothing for this long is cut and continued from its offset. Default IDLE_TIMEOUT_MS. */
+  readonly idleTimeoutMs?: number;
 }
 
 /** Keys per ListObjectsV2 request (the S3 maximum). */
 const LIST_PAGE_KEYS = 1000;
 /** Connection set-up limit; a store that does not accept a connection in this time is down. */
 const CONNECT_TIMEOUT_MS = 5000;
+/** Default of `--s3-timeout`: headers of a read request. */
+export const READ_TIMEOUT_MS = 5000;
+/** Default of `--s3-idle-timeout`: a GET body that sends nothing. */
+export const IDLE_TIMEOUT_MS = 5000;
+/** Attempts per request, the first included (the SDK's standard retry mode: backoff with full jitter, Retry-After honoured up to 5 s past the backoff). */
+export const MAX_ATTEMPTS = 3;
+/** Continuations in a row, without a new byte, of a GET body that broke or stalled. */
+export const MAX_BODY_RESUMES = 3;
+/** Largest Retry-After Ferry passes on from the store (seconds). */
+const MAX_RETRY_AFTER_S = 30;
 
 /** What an S3 error looks like (S3ServiceException and the SDK's network errors). */
 interface SdkError {
@@ -59,6 +91,8 @@ interface SdkError {
   readonly code?: string;
   readonly Code?: string;
   readonly $metadata?: { readonly httpStatusCode?: number };
+  readonly $response?: { readonly headers?: Readonly<Record<string, string | undefined>> };
+  readonly $retryable?: { readonly throttling?: boolean };
 }
 
 function sdkError(err: unknown): SdkError {
@@ -69,8 +103,17 @@ function notFound(): FerryError {
   return new FerryError('FERRY_ERR_PATH_NOT_FOUND', 'No such file or folder');
 }
 
-function unavailable(detail: string, cause?: unknown): FerryError {
-  return new FerryError('FERRY_ERR_STORAGE_UNAVAILABLE', detail, { cause, headers: { 'retry-after': '1' } });
+function unavailable(detail: string, cause?: unknown, retryAfterS = 1): FerryError {
+  return new FerryError('FERRY_ERR_STORAGE_UNAVAILABLE', detail, { cause, headers: { 'retry-after': String(retryAfterS) } });
+}
+
+/** Throttling answers (S3's SlowDown and its relatives): the store is busy, not broken. */
+const THROTTLING_NAMES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'TooManyRequestsException', 'RequestLimitExceeded', 'RequestThrottled', 'ServiceUnavailable']);
+
+/** The store's own Retry-After in whole seconds (1 to MAX_RETRY_AFTER_S), 1 when it sent none or a date. Pure. */
+export function storeRetryAfterSeconds(value: string | undefined): number {
+  const n = value === undefined || !/^\d+$/.test(value.trim()) ? 1 : Number(value.trim());
+  return Math.min(MAX_RETRY_AFTER_S, Math.max(1, n));
 }
 
 function isAbort(err: unknown, signal?: AbortSignal): boolean {
@@ -78,10 +121,12 @@ function isAbort(err: unknown, signal?: AbortSignal): boolean {
 }
 
 /**
- * One mapping from the store's answers to Ferry's catalogue: a missing key is 404, a
- * replaced object (If-Match failed) is STORAGE_CHANGED, a key the store refuses is 400,
- * everything else (5xx, throttling, network, a missing bucket, refused credentials) is 503
- * with Retry-After. Aborts pass through unchanged.
+ * One mapping from the store's answers to Ferry's catalogue, applied once the SDK's retries
+ * are spent: a missing key is 404, a replaced object (If-Match failed) is STORAGE_CHANGED, a
+ * key the store refuses is 400; a store that answered a 5xx other than 503 (InternalError,
+ * 502, 504) is 502 STORAGE_BAD_GATEWAY; throttling (503 SlowDown), an unreachable store, a
+ * timeout, a missing bucket or refused credentials are 503 STORAGE_UNAVAILABLE with
+ * Retry-After (the store's own, capped at 30 s, else 1). Aborts pass through unchanged.
  */
 export function mapS3Error(err: unknown, signal?: AbortSignal): unknown {
   if (err instanceof FerryError || isAbort(err, signal)) return err;
@@ -95,8 +140,16 @@ export function mapS3Error(err: unknown, signal?: AbortSignal): unknown {
   if (status === 403 || name === 'AccessDenied' || name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch') {
     return unavailable('the object store refused the credentials (access denied)', err);
   }
-  if (status === undefined) return unavailable(`the object store is not reachable${e.code === undefined ? '' : ` (${e.code})`}`, err);
-  return unavailable(`the object store answered ${status}${name === '' ? '' : ` ${name}`}`, err);
+  if (status === undefined) {
+    if (e.name === 'TimeoutError' && e.code === 'ETIMEDOUT') return unavailable('the object store did not answer in time', err);
+    return unavailable(`the object store is not reachable${e.code === undefined ? '' : ` (${e.code})`}`, err);
+  }
+  const what = `the object store answered ${status}${name === '' ? '' : ` ${name}`}`;
+  if (status === 503 || status === 429 || THROTTLING_NAMES.has(name) || e.$retryable?.throttling === true) {
+    return unavailable(what, err, storeRetryAfterSeconds(e.$response?.headers?.['retry-after']));
+  }
+  if (status >= 500) return new FerryError('FERRY_ERR_STORAGE_BAD_GATEWAY', what, { cause: err });
+  return unavailable(what, err);
 }
 
 /** 63 bits of the ETag, so caches keyed by (size, mtimeNs, ino) change with the object. */
@@ -155,6 +208,11 @@ class S3FileReader implements FileHandleReader {
   #closed = false;
   /** Streams still reading: destroyed on close, so no response body outlives the handle. */
   readonly #streams = new Set<Readable>();
+  /**
+   * A read started by `prefetch` or left over by a stream that stopped at the end of its
+   * range: the next `openRead` starting at its offset continues it (same body, same socket).
+   */
+  #parked: ReadSession | undefined;
 
   constructor(storage: S3Storage, key: string, stat: FileStat) {
     this.#storage = storage;
@@ -164,47 +222,118 @@ class S3FileReader implements FileHandleReader {
 
   get stat(): FileStat { return this.#stat; }
 
+  /** A read of `[start, end]` pinned to the version this handle saw. */
+  #session(start: number, end: number): ReadSession {
+    const pinned = this.#stat;
+    return this.#storage.readSession(this.#key, start, end, pinned);
+  }
+
+  /** The parked read if it starts at `start` and covers `end`; a parked read that does not is dropped. */
+  #adopt(start: number, end: number): ReadSession | undefined {
+    const parked = this.#parked;
+    this.#parked = undefined;
+    if (parked === undefined) return undefined;
+    if (parked.pos === start && parked.end >= end && !parked.destroyed) return parked;
+    parked.destroy();
+    return undefined;
+  }
+
   /**
-   * One ranged GetObject, pinned to the version this handle saw. The request starts when the
-   * stream is first read; destroying the stream (client gone, signal aborted) aborts the
-   * request and destroys the response body at once.
+   * Starts reading `range` now and resolves once its first bytes arrived (the SDK's retries
+   * and the continuations included), so a store that fails can still become an error answer
+   * (502/503 problem+json) before any header went out. The next `openRead` from `range.start`
+   * continues this read.
+   */
+  async prefetch(range: ByteRange, options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (range.end < range.start || this.#closed) return;
+    this.#parked?.destroy();
+    this.#parked = undefined;
+    const session = this.#session(range.start, range.end);
+    const signal = options.signal;
+    const onAbort = (): void => { session.destroy(); };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      signal?.throwIfAborted();
+      const chunk = await session.next();
+      if (chunk !== undefined) session.unshift(chunk);
+    } catch (err) {
+      session.destroy();
+      throw err;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    if (this.#closed) session.destroy();
+    else this.#parked = session;
+  }
+
+  /**
+   * Streams `range`, pinned to the version this handle saw: one ranged GetObject (or the
+   * parked read that starts here), continued from the exact offset when its body breaks or
+   * stalls (s3-read-session.ts). The request starts when the stream is first read;
+   * destroying the stream (client gone, signal aborted) aborts the request and destroys the
+   * response body at once.
    */
   openRead(range?: ByteRange, options: OpenReadOptions = {}): Readable {
     const start = range?.start ?? 0;
     const end = range?.end ?? this.#stat.size - 1;
-    const pinned = this.#stat;
-    const ac = new AbortController();
-    const storage = this.#storage;
-    const key = this.#key;
+    let session: ReadSession | undefined;
+    let finished = false;
+    const park = (s: ReadSession): void => {
+      if (this.#closed || s.pos > s.end) { s.destroy(); return; }
+      this.#parked?.destroy();
+      this.#parked = s;
+    };
+    const adopt = (): ReadSession => this.#adopt(start, end) ?? this.#session(start, end);
     async function* body(): AsyncGenerator<Buffer> {
       if (end < start) return;
-      const res = await storage.getObject(key, `bytes=${start}-${end}`, pinned.etag, ac.signal);
-      const stream = res.Body as Readable;
-      try {
-        // A store that ignored If-Match or the range must not reach the client as if it had not.
-        const etag = bareEtag(res.ETag);
-        if (pinned.etag !== undefined && etag !== undefined && etag !== pinned.etag) {
-          throw new FerryError('FERRY_ERR_STORAGE_CHANGED', 'The object changed while it was being read');
-        }
-        const expected = `bytes ${start}-${end}/${pinned.size}`;
-        if (res.ContentRange !== undefined && res.ContentRange !== expected) {
-          throw unavailable(`the object store answered ${res.ContentRange} for ${expected}`);
-        }
-        let got = 0;
-        const want = end - start + 1;
-        for await (const chunk of stream as AsyncIterable<Buffer>) {
-          got += chunk.length;
-          if (got > want) throw unavailable('the object store sent more bytes than the range holds');
+      const s = adopt();
+      session = s;
+      while (s.pos <= end) {
+        const from = s.pos;
+        const chunk = await s.next();
+        if (chunk === undefined) break;
+        const room = end - from + 1;
+        if (chunk.length > room) {
+          s.unshift(chunk.subarray(room));
+          yield chunk.subarray(0, room);
+        } else {
           yield chunk;
         }
-        if (got !== want) throw new FerryError('FERRY_ERR_STORAGE_CHANGED', 'The object ended before the range did');
-      } catch (err) {
-        throw mapS3Error(err, ac.signal);
-      } finally {
-        stream.destroy();
       }
+      finished = true;
+      // The rest of a longer read (a prefetched part read in windows) waits for the next window.
+      park(s);
     }
-    const stream = Readable.from(body(), { objectMode: false, ...(options.highWaterMark === undefined ? {} : { highWaterMark: options.highWaterMark }) });
+    // Not Readable.from: its destroy waits for the generator to return, which waits for the
+    // GET or body read in flight, so a client that went away would keep the store request
+    // open until the store answered. Here destroy aborts the read first, then ends the
+    // generator.
+    let iterator: AsyncGenerator<Buffer> | undefined;
+    let pulling = false;
+    const stream = new Readable({
+      ...(options.highWaterMark === undefined ? {} : { highWaterMark: options.highWaterMark }),
+      read() {
+        if (pulling) return;
+        pulling = true;
+        iterator ??= body();
+        const it = iterator;
+        const pull = (): void => {
+          it.next().then(({ value, done }) => {
+            if (done === true) { this.push(null); return; }
+            if (this.push(value)) pull();
+            else pulling = false;
+          }, (err: unknown) => { this.destroy(err as Error); });
+        };
+        pull();
+      },
+      destroy(err, callback) {
+        if (!finished) session?.destroy();
+        const it = iterator;
+        iterator = undefined;
+        if (it === undefined) { callback(err); return; }
+        it.return(undefined).then(() => { callback(err); }, () => { callback(err); });
+      },
+    });
     const signal = options.signal;
     const onAbort = (): void => { stream.destroy(signal?.reason as Error | undefined); };
     if (signal !== undefined) {
@@ -212,10 +341,7 @@ class S3FileReader implements FileHandleReader {
       else signal.addEventListener('abort', onAbort, { once: true });
     }
     this.#streams.add(stream);
-    // Readable.from only asks the generator to return at its next await; the abort reaches the
-    // request (and its body) immediately.
     stream.once('close', () => {
-      ac.abort();
       signal?.removeEventListener('abort', onAbort);
       this.#streams.delete(stream);
     });
@@ -231,6 +357,8 @@ class S3FileReader implements FileHandleReader {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#parked?.destroy();
+    this.#parked = undefined;
     for (const s of this.#streams) s.destroy();
     this.#streams.clear();
   }
@@ -239,17 +367,22 @@ class S3FileReader implements FileHandleReader {
 }
 
 export class S3Storage implements Storage {
-  // Interim: the write half is being built (issue 9). Replaced in the branch that implements it.
-  readonly staging: Staging = {
-    open: () => Promise.reject(notYet()),
-    read: () => Promise.reject(notYet()),
-    concat: () => Promise.reject(notYet()),
-    remove: () => Promise.reject(notYet()),
-    list: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(notYet()) }) }),
-  };
-  publish(..._args: Parameters<Storage['publish']>): Promise<PublishResult> { return Promise.reject(notYet()); }
-  remove(..._args: Parameters<Storage['remove']>): Promise<boolean> { return Promise.reject(notYet()); }
-  entryType(..._args: Parameters<Storage['entryType']>): Promise<'file' | 'directory' | 'other' | undefined> { return Promise.reject(notYet()); }
+  /** Staged uploads on multipart uploads (s3-staging.ts). */
+  readonly staging: S3Staging;
+  readonly #write: S3WriteContext;
+
+  /** Seals the staged upload and copies it to `target` under `mode` (s3-publish.ts). */
+  publish(source: StagedRef, target: SafePath, mode: PublishMode, options?: PublishOptions): Promise<PublishResult> {
+    return publishStaged(this.#write, this.staging, source, target, mode, options);
+  }
+
+  remove(p: SafePath, options: { signal?: AbortSignal } = {}): Promise<boolean> {
+    return removeObject(this.#write, p, options.signal);
+  }
+
+  entryType(p: SafePath, options: { signal?: AbortSignal } = {}): Promise<'file' | 'directory' | 'other' | undefined> {
+    return entryTypeOf(this.#write, p, options.signal);
+  }
 
   readonly #client: S3Client;
   readonly #options: S3StorageOptions;
@@ -269,11 +402,22 @@ export class S3Storage implements Storage {
       // Non-AWS stores reject or mis-handle the CRC trailers the SDK adds by default since 3.729.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-      requestHandler: { httpAgent, httpsAgent, connectionTimeout: CONNECT_TIMEOUT_MS },
+      // Standard retries (backoff with full jitter, Retry-After honoured within 5 s of the
+      // backoff, a retry quota per client). Read requests carry a per-call requestTimeout
+      // (--s3-timeout, time to the answer's headers) that throws, so the SDK retries a stalled
+      // attempt; writes carry none (a big part may take long to send).
+      retryMode: 'standard',
+      maxAttempts: MAX_ATTEMPTS,
+      requestHandler: { httpAgent, httpsAgent, connectionTimeout: CONNECT_TIMEOUT_MS, throwOnRequestTimeout: true },
       ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
       ...(options.credentials === undefined ? {} : { credentials: { ...options.credentials } }),
     };
     this.#client = new S3Client(config);
+    this.#write = {
+      client: this.#client, bucket: options.bucket, prefix: this.#prefix, partSize: options.partSize ?? DEFAULT_PART_BYTES,
+      headFile: (key, signal) => this.headFile(key, signal),
+    };
+    this.staging = new S3Staging(this.#write);
   }
 
   /** Builds the client and checks the bucket answers (FERRY_ERR_STORAGE_UNAVAILABLE otherwise). */
@@ -305,7 +449,13 @@ export class S3Storage implements Storage {
   }
 
   #hidden(p: SafePath): boolean {
-    return p.hidden && this.#options.dotfiles === 'deny';
+    return (p.hidden && this.#options.dotfiles === 'deny') || isReservedPath(p.segments);
+  }
+
+  /** Options of one read request: the abort signal and the time to headers. */
+  #readCall(signal?: AbortSignal): { abortSignal?: AbortSignal; requestTimeout: number } {
+    const requestTimeout = this.#options.timeoutMs ?? READ_TIMEOUT_MS;
+    return signal === undefined ? { requestTimeout } : { abortSignal: signal, requestTimeout };
   }
 
   /** @internal GetObject for a reader (see S3FileReader.openRead). */
@@ -313,13 +463,27 @@ export class S3Storage implements Storage {
     return this.#client.send(new GetObjectCommand({
       Bucket: this.#options.bucket, Key: key, Range: range,
       ...(etag === undefined ? {} : { IfMatch: `"${etag}"` }),
-    }), { abortSignal: signal });
+    }), this.#readCall(signal));
+  }
+
+  /** @internal A resumable read of `[start, end]` of `key`, pinned to `pinned` (s3-read-session.ts). */
+  readSession(key: string, start: number, end: number, pinned: FileStat): ReadSession {
+    return new ReadSession({
+      start, end, size: pinned.size, etag: pinned.etag,
+      idleTimeoutMs: this.#options.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
+      maxResumes: MAX_BODY_RESUMES,
+      mapError: mapS3Error,
+      get: async (range, signal) => {
+        const res = await this.getObject(key, range, pinned.etag, signal);
+        return { body: res.Body as Readable, etag: bareEtag(res.ETag), contentRange: res.ContentRange };
+      },
+    });
   }
 
   /** @internal HEAD of one key as a file stat (404 → FERRY_ERR_PATH_NOT_FOUND). */
   async headFile(key: string, signal?: AbortSignal): Promise<FileStat> {
     try {
-      const h = await this.#client.send(new HeadObjectCommand({ Bucket: this.#options.bucket, Key: key }), signal === undefined ? {} : { abortSignal: signal });
+      const h = await this.#client.send(new HeadObjectCommand({ Bucket: this.#options.bucket, Key: key }), this.#readCall(signal));
       return fileStat(h.ContentLength ?? 0, h.LastModified, h.ETag);
     } catch (err) {
       throw mapS3Error(err, signal);
@@ -331,7 +495,7 @@ export class S3Storage implements Storage {
       return await this.#client.send(new ListObjectsV2Command({
         Bucket: this.#options.bucket, Prefix: prefix, Delimiter: '/', MaxKeys: maxKeys,
         ...(from.token !== undefined ? { ContinuationToken: from.token } : from.startAfter !== undefined ? { StartAfter: from.startAfter } : {}),
-      }), signal === undefined ? {} : { abortSignal: signal });
+      }), this.#readCall(signal));
     } catch (err) {
       throw mapS3Error(err, signal);
     }
@@ -386,7 +550,7 @@ export class S3Storage implements Storage {
         sawAny = true;
         const name = key.slice(prefix.length);
         if (name > sortKey) sortKey = name;
-        if (!listableName(name, dotfiles) || (after !== undefined && !(name > after))) continue;
+        if (!listableName(name, dotfiles) || (after !== undefined && !(name > after)) || (dir.relative === '' && name === STAGING_DIR)) continue;
         found.set(name, { name, type: 'file', stat: fileStat(o.Size ?? 0, o.LastModified, o.ETag) });
       }
       for (const cp of page.CommonPrefixes ?? []) {
@@ -394,7 +558,7 @@ export class S3Storage implements Storage {
         sawAny = true;
         if (rel > sortKey) sortKey = rel;
         const name = rel.slice(0, -1);
-        if (!listableName(name, dotfiles) || (after !== undefined && !(name > after))) continue;
+        if (!listableName(name, dotfiles) || (after !== undefined && !(name > after)) || (dir.relative === '' && name === STAGING_DIR)) continue;
         // An object and a folder of one name: the object wins (as in stat and open).
         if (!found.has(name)) found.set(name, { name, type: 'directory', stat: DIRECTORY_STAT });
       }
@@ -493,4 +657,3 @@ export class S3Storage implements Storage {
   }
 }
 
-function notYet(): FerryError { return new FerryError('FERRY_ERR_STORAGE_UNAVAILABLE', 'this backend does not accept writes yet'); }

@@ -66,6 +66,16 @@ test('--storage-backup: defaults, and a relative --backup-root resolved from the
   assert.equal(c.storageCooldown, 2000);
 });
 
+// --s3-part-size: S3 takes parts of 5 MiB to 5 GiB; a size option used to have no upper bound.
+test('--s3-part-size: 8M by default, 5M to 5G', () => {
+  assert.equal(loadConfig({ env: {} }).s3PartSize, 8 * 1024 * 1024);
+  assert.equal(loadConfig({ argv: ['--s3-part-size', '5M'], env: {} }).s3PartSize, 5 * 1024 * 1024);
+  assert.equal(loadConfig({ argv: ['--s3-part-size', '5G'], env: {} }).s3PartSize, 5 * 1024 * 1024 * 1024);
+  for (const bad of ['4M', '6G']) {
+    assert.throws(() => loadConfig({ argv: ['--s3-part-size', bad], env: {} }), (err: unknown) => err instanceof OptionError && /--s3-part-size: ".*"; expected a size .*≥ 5242880, ≤ 5368709120/.test(err.message), bad);
+  }
+});
+
 test('flag forms: --x=v, --bool, --no-bool', () => {
   const c = loadConfig({ argv: ['--port=9000', '--trust-proxy', '--limit-rate', '10M'], env: {} });
   assert.equal(c.port, 9000);

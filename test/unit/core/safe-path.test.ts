@@ -73,3 +73,12 @@ test('other jail rules still apply and come first', () => {
   assert.deepEqual(parseSafePath('/a/b/').segments, ['a', 'b']);
   assert.equal(parseSafePath('').relative, '');
 });
+
+// Regression: a lone surrogate (from a JSON body or tus metadata, `"\ud800"`) used to pass the
+// jail; it has no UTF-8 form, so a disk stored replacement bytes and an object store another key.
+test('lone surrogates are refused (not valid Unicode); surrogate pairs are fine', () => {
+  refusedWith(() => parseSafePath('odd/\uD800.txt'), 'FERRY_ERR_PATH_INVALID', /Unicode/);
+  refusedWith(() => parseDecodedPath('odd/x\uDC00'), 'FERRY_ERR_PATH_INVALID', /Unicode/);
+  assert.deepEqual(parseDecodedPath('odd/🚀.txt').segments, ['odd', '🚀.txt']);
+  assert.deepEqual(parseSafePath('odd/%F0%9F%9A%80.txt').segments, ['odd', '🚀.txt']);
+});

@@ -15,7 +15,7 @@ function valueOf(spec: OptionSpec): string {
   switch (spec.kind) {
     case 'enum': return (spec.values ?? []).map((v) => `\`${v}\``).join(' \\| ');
     case 'int': return `integer${spec.min !== undefined ? ` ≥ ${spec.min}` : ''}${spec.max !== undefined ? `, ≤ ${spec.max}` : ''}`;
-    case 'size': return `size (\`512k\`, \`64M\`, \`1G\`)${spec.min !== undefined ? ` ≥ ${spec.min}` : ''}`;
+    case 'size': return `size (\`512k\`, \`64M\`, \`1G\`)${spec.min !== undefined ? ` ≥ ${spec.min}` : ''}${spec.max !== undefined ? `, ≤ ${spec.max}` : ''}`;
     case 'rate': return 'rate in bytes/s (`10M`)';
     case 'duration': return 'duration (`250ms`, `30s`, `5m`, `24h`)';
     case 'bool': return '`true` \\| `false`';

@@ -190,3 +190,48 @@ test('presigned URLs (--s3-redirect) come from the primary only while its breake
   assert.equal(storage.state, 'closed');
   assert.equal(await storage.presignGet(a, { expiresInSeconds: 60 }), 'https://bucket.invalid/a.txt?X-Amz-Signature=x', 'closed again, window clear');
 });
+
+test('prefetch (the first bytes, fetched before the answer\'s header): a primary that fails there hands the whole answer to the backup when it holds the same version, else the error stands', async (t) => {
+  // On the merged code before this case, a prefetch failure only counted against the breaker:
+  // the request failed 503 although the backup held the same bytes.
+  const tmp = await makeTempDir();
+  t.after(tmp.remove);
+  const same = randomBytes(50_000);
+  const when = new Date(1_700_000_000_000);
+  for (const root of ['p', 'b']) {
+    await mkdir(path.join(tmp.dir, root), { recursive: true });
+    await writeFile(path.join(tmp.dir, root, 'same.bin'), same);
+    await utimes(path.join(tmp.dir, root, 'same.bin'), when, when);
+    await writeFile(path.join(tmp.dir, root, 'other.bin'), randomBytes(50_000));
+    // Two writes within one timer tick can share an mtime: make the versions' times differ.
+    const other = new Date(root === 'p' ? 1_700_000_005_000 : 1_700_000_009_000);
+    await utimes(path.join(tmp.dir, root, 'other.bin'), other, other);
+  }
+  const opts = { dotfiles: 'deny', followSymlinks: 'inside' } as const;
+  const local = await LocalStorage.create({ root: path.join(tmp.dir, 'p'), ...opts });
+  const primary: Storage = {
+    ...failingAfter(local, { left: Infinity }, false),
+    open: async (p) => {
+      const h = await local.open(p);
+      return {
+        get stat() { return h.stat; }, openRead: (r, o) => h.openRead(r, o), restat: () => h.restat(), close: () => h.close(), [Symbol.asyncDispose]: () => h.close(),
+        prefetch: async () => { throw new FerryError('FERRY_ERR_STORAGE_UNAVAILABLE', 'injected: no first byte'); },
+      };
+    },
+  };
+  const events: MidStreamFailover[] = [];
+  const storage = new FailoverStorage({
+    primary, backup: await LocalStorage.create({ root: path.join(tmp.dir, 'b'), ...opts }),
+    failureThreshold: 5, failureWindowMs: 1000, cooldownMs: 60_000, onMidStream: (e) => { events.push(e); },
+  });
+  const h = await storage.open(parseDecodedPath('same.bin'));
+  await h.prefetch!({ start: 10, end: 49_999 });
+  assert.ok((await buffer(h.openRead({ start: 10, end: 49_999 }))).equals(same.subarray(10)), 'the backup served the answer');
+  await h.close();
+  assert.equal(events[0]?.outcome, 'continued');
+  assert.equal(events[0]?.offset, 10);
+  const o = await storage.open(parseDecodedPath('other.bin'));
+  await assert.rejects(o.prefetch!({ start: 0, end: 49_999 }), (e: unknown) => e instanceof FerryError && e.code === 'FERRY_ERR_STORAGE_UNAVAILABLE');
+  await o.close();
+  assert.equal(events[1]?.outcome, 'cut');
+});
