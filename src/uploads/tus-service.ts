@@ -584,10 +584,10 @@ export class TusService {
   }
 
   /**
-   * Concatenation: the first partial's data file becomes the final's by rename (no copy); the
-   * others are appended with bounded buffers, each step fsynced and recorded, so a crash resumes
-   * the assembly where it stopped. Then the final is published like any upload and the partial
-   * uploads are consumed.
+   * Concatenation: `storage.staging.concat` makes the partials' staged uploads the final's (local
+   * disk: the first by rename, no copy, the others appended; an object store: server-side
+   * copies); a crash during it leaves the record `assembling` and the next attempt calls it
+   * again. Then the final is published like any upload and the partial uploads are consumed.
    */
   async #assemble(finalId: string): Promise<UploadRecord> {
     const lock = await this.#o.locker.acquire(finalId, { waitMs: this.#o.lockWaitMs, polite: true });
@@ -615,36 +615,30 @@ export class TusService {
         if (aliveUntil !== record.expiresAt) { record = { ...record, expiresAt: aliveUntil }; await this.#store.put(record); }
         return record;
       }
-      const assembly = record.assembly ?? { part: 0, bytes: 0 };
-      record = { ...record, state: 'assembling', assembly };
+      record = { ...record, state: 'assembling' };
       await this.#store.put(record);
-      let running: RunningDigest | undefined = assembly.part === 0 ? undefined : this.#store.digest(finalId)?.offset === assembly.bytes ? this.#store.digest(finalId)!.fork() : undefined;
-      let bytes = assembly.bytes;
-      let staged: StagedCheckpoint | undefined = assembly.staged ?? (bytes > 0 ? { offset: bytes } : undefined);
-      for (let k = assembly.part; k < parts.length; k++) {
-        const part = parts[k]!;
-        const partLength = part.length ?? 0;
-        const partLock: UploadLock = await this.#o.locker.acquire(part.id, { waitMs: this.#o.lockWaitMs });
-        try {
-          if (k === 0) {
-            // The first part's staged upload becomes the final's (on local disk by rename, no copy).
-            staged = await this.#store.staging.concat(finalId, [stagedRef(part)]);
-            const d = this.#store.digest(part.id);
-            running = d?.offset === partLength ? d.fork() : undefined;
-          } else {
-            if (running !== undefined) running = await this.#digestPart(part, running);
-            staged = await this.#store.staging.concat(finalId, [{ id: finalId, checkpoint: staged }, stagedRef(part)]);
-          }
-        } catch (err) {
-          throw mapWriteError(err);
-        } finally {
-          await partLock.release();
-        }
-        bytes += partLength;
-        record = { ...record, assembly: { part: k + 1, bytes, ...(staged === undefined ? {} : { staged }) } };
-        await this.#store.put(record);
-        this.#store.setDigest(finalId, running?.snapshot());
+      // The final's digests continue from the first part's running state over the others'
+      // bytes (read once before they are taken in), so no read of the whole file is needed.
+      const first = parts[0];
+      const d = first === undefined ? undefined : this.#store.digest(first.id);
+      let running: RunningDigest | undefined = first !== undefined && d?.offset === (first.length ?? 0) ? d.fork() : undefined;
+      const bytes = parts.reduce((n, p) => n + (p.length ?? 0), 0);
+      const partLocks: UploadLock[] = [];
+      let staged: StagedCheckpoint;
+      try {
+        for (const part of parts) partLocks.push(await this.#o.locker.acquire(part.id, { waitMs: this.#o.lockWaitMs }));
+        for (const part of parts.slice(1)) if (running !== undefined) running = await this.#digestPart(part, running);
+        // One call: the storage takes the parts in (local disk: the first by rename, the others
+        // appended; an object store: server-side part copies). Called again after a crash, it
+        // finishes what an interrupted call began.
+        staged = await this.#store.staging.concat(finalId, parts.map((p) => stagedRef(p)));
+      } catch (err) {
+        throw mapWriteError(err);
+      } finally {
+        for (const l of partLocks) await l.release();
       }
+      if (staged.offset !== bytes) throw new FerryError('FERRY_ERR_INTERNAL', `the assembled upload has ${staged.offset} bytes, its parts ${bytes}`);
+      this.#store.setDigest(finalId, running?.snapshot());
       record = { ...record, offset: bytes, ...(staged === undefined ? {} : { staged }), state: 'publishing' };
       await this.#store.put(record);
       const done = await this.#finalize(record);

@@ -50,13 +50,8 @@ export interface UploadRecord {
   readonly parts?: readonly string[];
   /** Partial upload: the final upload that takes it in. */
   readonly finalId?: string;
-  /** Final upload: parts already in the data file, and its size after them. */
-  readonly assembly?: {
-    readonly part: number;
-    readonly bytes: number;
-    /** The final's staged checkpoint after those parts. */
-    readonly staged?: StagedCheckpoint;
-  };
+  /** Final upload, written by older versions (which assembled part by part): parts already in the data file, and its size after them. Unused now: an interrupted assembly is taken up again by one `staging.concat`. */
+  readonly assembly?: { readonly part: number; readonly bytes: number };
   readonly state: UploadState;
   /** Published path relative to the root (once `publishing` or `done`). */
   readonly target?: string;
