@@ -367,11 +367,10 @@ export class TusService {
     try {
       writer = await this.#store.staging.open(id, checkpointOf(record));
     } catch (err) {
-      const durable = isFerryError(err) && err.code === 'FERRY_ERR_UPLOAD_OFFSET_MISMATCH' ? err.extra.durable : undefined;
-      if (typeof durable !== 'number') throw mapWriteError(err);
+      const durable = isFerryError(err) && err.code === 'FERRY_ERR_UPLOAD_OFFSET_MISMATCH' ? durableOf(err) : undefined;
+      if (durable === undefined) throw mapWriteError(err);
       // The storage lost acknowledged bytes (it lied about a sync): report what is really there.
-      const staged = err instanceof FerryError ? (err.extra.checkpoint as StagedCheckpoint | undefined) : undefined;
-      current = { ...current, offset: durable, staged: staged ?? { offset: durable } };
+      current = { ...current, offset: durable, staged: { offset: durable } };
       await this.#store.put(current);
       this.#store.setDigest(id, undefined);
       const error = new FerryError('FERRY_ERR_UPLOAD_OFFSET_MISMATCH', `only ${durable} bytes are stored`, { headers: { 'upload-offset': String(durable) } });
@@ -822,6 +821,13 @@ export class TusService {
     if (kind === 'failed') log.warn({ event: kind, ...fields }, msg);
     else log.info({ event: kind, ...fields }, msg);
   }
+}
+
+/** `details.durable` of a staged upload that holds fewer bytes than its checkpoint (types.ts Staging.open). */
+function durableOf(err: FerryError): number | undefined {
+  const details = err.extra.details;
+  const durable = typeof details === 'object' && details !== null ? (details as { durable?: unknown }).durable : undefined;
+  return typeof durable === 'number' && Number.isSafeInteger(durable) && durable >= 0 ? durable : undefined;
 }
 
 function trailerChecksum(trailers: HeaderBag): UploadChecksum | undefined {

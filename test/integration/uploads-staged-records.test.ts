@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, readFile } from 'node:fs/promises';
+import { appendFile, readFile, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { createEmbeddedMeta } from '../../src/meta/index.ts';
 import type { UploadRecord } from '../../src/uploads/upload-record.ts';
@@ -47,4 +47,25 @@ test('a record keeps the storage checkpoint with its offset; a record without on
   assert.equal(r.status, 204);
   assert.equal(r.headers['upload-offset'], '10');
   assert.equal(await readFile(path.join(root, 'old.txt'), 'utf8'), 'abcdefghij');
+});
+
+// Behaviour kept from before issue 9 (now through Staging.open's `details.durable`).
+test('a data file shorter than its acknowledged offset (storage that lied about a sync): 409 with the real offset, then the upload resumes there', async (t) => {
+  const tmp = await makeTempDir('ferry-staged-');
+  t.after(() => tmp.remove());
+  const tokensFile = await writeTokensFile(tmp.dir);
+  const root = path.join(tmp.dir, 'files');
+  const stateDir = path.join(tmp.dir, 'state');
+  const s = await startServer({ root, stateDir, options: { tokensFile } });
+  t.after(() => s.close());
+  const url = await createUpload(s, { 'upload-length': 6, 'upload-metadata': `filename ${b64('lied.txt')}` });
+  const id = url.split('/').pop()!;
+  assert.equal((await rawRequest(url, { method: 'PATCH', headers: patchHeaders(0), body: 'abcd' })).status, 204);
+  await truncate(path.join(stateDir, 'uploads', `${id}.part`), 2);
+  const r = await rawRequest(url, { method: 'PATCH', headers: patchHeaders(4), body: 'ef' });
+  assert.equal(r.status, 409);
+  assert.equal(r.headers['upload-offset'], '2');
+  assert.equal(await headOffset(url), 2);
+  assert.equal((await rawRequest(url, { method: 'PATCH', headers: patchHeaders(2), body: 'cdef' })).status, 204);
+  assert.equal(await readFile(path.join(root, 'lied.txt'), 'utf8'), 'abcdef');
 });

@@ -128,7 +128,7 @@ async function prepareSource(input: LocalPublishInput): Promise<LocalPublishResu
   try {
     const st = await fh.stat({ bigint: true });
     if (st.size < BigInt(offset)) {
-      throw new FerryError('FERRY_ERR_UPLOAD_OFFSET_MISMATCH', `only ${st.size} of ${offset} acknowledged bytes are stored`, { extra: { durable: Number(st.size) } });
+      throw new FerryError('FERRY_ERR_UPLOAD_OFFSET_MISMATCH', `only ${st.size} of ${offset} acknowledged bytes are stored`, { extra: { details: { durable: Number(st.size) } } });
     }
     if (st.size > BigInt(offset)) {
       await fh.truncate(offset);

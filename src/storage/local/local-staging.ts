@@ -6,7 +6,7 @@
  * A checkpoint is `{ offset }`: the bytes up to it were written and fdatasync'ed. Opening at a
  * checkpoint cuts off anything past it (a crash between a write and the caller's commit); a
  * file shorter than its checkpoint (storage that lied about a sync) is
- * FERRY_ERR_UPLOAD_OFFSET_MISMATCH with `extra.durable`. Writes are positional `writev(2)` at
+ * FERRY_ERR_UPLOAD_OFFSET_MISMATCH with `details.durable`. Writes are positional `writev(2)` at
  * the writer's offset; `commit` is an fdatasync that claims only the offset at the time it is
  * called, so it may run beside later writes.
  */
@@ -33,7 +33,7 @@ export function checkStagedId(id: string): void {
 
 function offsetMismatch(durable: number, claimed: number): FerryError {
   return new FerryError('FERRY_ERR_UPLOAD_OFFSET_MISMATCH', `only ${durable} of ${claimed} acknowledged bytes are stored`, {
-    headers: { 'upload-offset': String(durable) }, extra: { durable },
+    headers: { 'upload-offset': String(durable) }, extra: { details: { durable } },
   });
 }
 
